@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import re
 from dataclasses import dataclass
 from typing import List, Optional
 
@@ -24,6 +25,11 @@ _ESPEAK_CHARS_UTF8 = 1
 _EVENT_LIST_TERMINATED = 0
 _EVENT_WORD = 1
 _EVENT_END = 5
+_EVENT_PHONEME = 7
+_INITIALIZE_PHONEME_EVENTS = 0x0001
+_PHONEME_SEPARATOR = ord("|")
+# Phoneme mnemonics that modify a neighbour and take no time of their own.
+_MODIFIERS = frozenset({";"})
 _PARAM_RATE = 1
 _PARAM_PITCH = 3
 _PARAM_RANGE = 4
@@ -61,12 +67,27 @@ class EspeakUnavailable(RuntimeError):
 
 
 @dataclass(frozen=True)
-class WordEvent:
-    """One spoken word: ``char_start`` indexes the synthesised text (0-based)."""
+class SynthEvent:
+    """A word or phoneme event, in output order.
 
+    ``kind`` is ``"word"``, ``"phoneme"`` or ``"end"``; ``char_start`` indexes the synthesised
+    text (0-based; the word an event belongs to); ``phoneme`` is espeak's mnemonic (pauses
+    start with ``_``); ``seconds`` is the position in the synthesised audio.
+    """
+
+    kind: str
     char_start: int
-    char_length: int
-    start_seconds: float
+    seconds: float
+    phoneme: str = ""
+
+    @property
+    def is_pause(self) -> bool:
+        return self.kind == "phoneme" and self.phoneme.startswith("_")
+
+    @property
+    def is_sound(self) -> bool:
+        """A phoneme with audio of its own (not a pause, not the ';' palatal modifier)."""
+        return self.kind == "phoneme" and not self.is_pause and self.phoneme not in _MODIFIERS
 
 
 @dataclass
@@ -74,14 +95,12 @@ class Synthesis:
     """Output of :meth:`EspeakSynthesizer.synthesize`.
 
     ``samples``: float32 (num_samples,) in [-1, 1] at ``sample_rate``;
-    ``words``: one entry per word event, in speaking order;
-    ``end_seconds``: when the synthesiser reported the end of the utterance.
+    ``events``: word, phoneme and end events in output order.
     """
 
     samples: np.ndarray
     sample_rate: int
-    words: List[WordEvent]
-    end_seconds: float
+    events: List[SynthEvent]
 
 
 def _load_library() -> ctypes.CDLL:
@@ -104,7 +123,9 @@ class EspeakSynthesizer:
         self._lib.espeak_Initialize.argtypes = [
             ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int
         ]
-        self.sample_rate = self._lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, None, 0)
+        self.sample_rate = self._lib.espeak_Initialize(
+            _AUDIO_OUTPUT_SYNCHRONOUS, 0, None, _INITIALIZE_PHONEME_EVENTS
+        )
         if self.sample_rate <= 0:
             raise EspeakUnavailable("espeak_Initialize failed: espeak-ng-data not found?")
         self._chunks: List[np.ndarray] = []
@@ -118,6 +139,10 @@ class EspeakSynthesizer:
             ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int,
             ctypes.c_uint, ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p,
         ]
+        self._lib.espeak_TextToPhonemes.restype = ctypes.c_char_p
+        self._lib.espeak_TextToPhonemes.argtypes = [
+            ctypes.POINTER(ctypes.c_char_p), ctypes.c_int, ctypes.c_int
+        ]
 
     def _on_audio(self, wav, num_samples, events) -> int:
         if num_samples > 0:
@@ -125,10 +150,23 @@ class EspeakSynthesizer:
         i = 0
         while events[i].type != _EVENT_LIST_TERMINATED:
             event = events[i]
-            if event.type in (_EVENT_WORD, _EVENT_END):
+            if event.type in (_EVENT_WORD, _EVENT_END, _EVENT_PHONEME):
                 self._events.append(_Event.from_buffer_copy(event))
             i += 1
         return 0  # 0 = continue synthesis
+
+    def set_voice(self, voice: str) -> None:
+        if self._lib.espeak_SetVoiceByName(voice.encode()) != _EE_OK:
+            raise ValueError(f"espeak-ng has no voice {voice!r}; see `espeak-ng --voices=en`")
+
+    def phonemes(self, word: str) -> List[str]:
+        """espeak's phonemes for ``word`` said alone in the current voice (stress marks dropped)."""
+        text = ctypes.c_char_p(word.encode("utf-8") + b"\0")
+        mode = _PHONEME_SEPARATOR << 8  # mnemonics, "|" between phonemes
+        out = self._lib.espeak_TextToPhonemes(ctypes.byref(text), _ESPEAK_CHARS_UTF8, mode) or b""
+        pieces = re.split(r"[| ]+", out.decode("utf-8", "replace"))
+        phonemes = [p.lstrip("',%=") for p in pieces]
+        return [p for p in phonemes if p and p not in _MODIFIERS and not p.startswith("_")]
 
     def synthesize(
         self,
@@ -143,8 +181,7 @@ class EspeakSynthesizer:
         ``words_per_minute`` is espeak-ng's nominal rate (80..450); ``pitch`` and
         ``pitch_range`` are 0..100.
         """
-        if self._lib.espeak_SetVoiceByName(voice.encode()) != _EE_OK:
-            raise ValueError(f"espeak-ng has no voice {voice!r}; see `espeak-ng --voices=en`")
+        self.set_voice(voice)
         for parameter, value in (
             (_PARAM_RATE, words_per_minute),
             (_PARAM_PITCH, pitch),
@@ -159,16 +196,18 @@ class EspeakSynthesizer:
         if status != _EE_OK:
             raise RuntimeError(f"espeak_Synth failed with status {status} for {text!r}")
         pcm = np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.int16)
-        words = [
-            WordEvent(e.text_position - 1, e.length, e.audio_position / 1000.0)
+        kinds = {_EVENT_WORD: "word", _EVENT_PHONEME: "phoneme", _EVENT_END: "end"}
+        events = [
+            SynthEvent(
+                kind=kinds[e.type],
+                char_start=e.text_position - 1,
+                seconds=e.audio_position / 1000.0,
+                phoneme=e.id.string.decode("utf-8", "replace") if e.type == _EVENT_PHONEME else "",
+            )
             for e in self._events
-            if e.type == _EVENT_WORD
         ]
-        ends = [e.audio_position / 1000.0 for e in self._events if e.type == _EVENT_END]
-        end_seconds = ends[-1] if ends else len(pcm) / self.sample_rate
         return Synthesis(
             samples=pcm.astype(np.float32) / 32768.0,
             sample_rate=self.sample_rate,
-            words=words,
-            end_seconds=end_seconds,
+            events=events,
         )

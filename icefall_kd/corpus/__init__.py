@@ -1,0 +1,1 @@
+"""The embedded corpus: synthesised English read speech in LibriSpeech's layout."""

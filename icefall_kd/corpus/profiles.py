@@ -1,0 +1,60 @@
+"""Sizes of the embedded corpus. ``tiny`` is for tests; ``default`` for the recipe.
+
+Why ``default`` looks like this: text variety, not audio hours, decides whether a small
+transducer generalises to unseen sentences (a trial with 2,000 distinct sentences memorised
+them: 0.5% WER on training text, 48% on new text). So the training part speaks 12,000
+distinct sentences once each, and every word of the evaluation sentences occurs in training.
+Sentences are capped at 18 words (about 5 s of speech) to keep the whole recipe within about
+90 minutes on 2 CPU cores.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, Tuple
+
+TRAIN_PART = "train-clean-100"
+EVAL_PARTS = ("dev-clean", "test-clean", "test-other")
+ROUGH_PARTS = ("test-other",)
+
+
+@dataclass(frozen=True)
+class CorpusProfile:
+    name: str
+    sentences: Dict[str, int]  # distinct sentences per part (each spoken once)
+    speakers: Dict[str, int]  # distinct synthetic speakers per part
+    min_words: int = 4
+    max_words: int = 18
+    utterances_per_chapter: int = 40
+    # Silence kept before the first and after the last word, seconds.
+    lead_silence: Tuple[float, float] = (0.15, 0.35)
+    trail_silence: Tuple[float, float] = (0.15, 0.35)
+    # The harder part: reverberation time and signal-to-noise ratio ranges.
+    rough_rt60: Tuple[float, float] = (0.3, 0.7)
+    rough_snr_db: Tuple[float, float] = (5.0, 15.0)
+    # Every part: a faint noise floor, so that silence is not digital zero.
+    floor_snr_db: Tuple[float, float] = (40.0, 55.0)
+    parts: Tuple[str, ...] = field(default=(TRAIN_PART,) + EVAL_PARTS)
+
+
+PROFILES = {
+    "tiny": CorpusProfile(
+        name="tiny",
+        sentences={TRAIN_PART: 160, "dev-clean": 16, "test-clean": 16, "test-other": 16},
+        speakers={TRAIN_PART: 12, "dev-clean": 4, "test-clean": 4, "test-other": 4},
+        max_words=12,
+        utterances_per_chapter=10,
+    ),
+    "default": CorpusProfile(
+        name="default",
+        sentences={TRAIN_PART: 12000, "dev-clean": 300, "test-clean": 400, "test-other": 400},
+        speakers={TRAIN_PART: 40, "dev-clean": 4, "test-clean": 6, "test-other": 6},
+    ),
+}
+
+
+def get_profile(name: str) -> CorpusProfile:
+    try:
+        return PROFILES[name]
+    except KeyError:
+        raise ValueError(f"Unknown corpus profile {name!r}; choose from {sorted(PROFILES)}")

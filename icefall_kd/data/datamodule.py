@@ -1,0 +1,159 @@
+"""Data loading for training and decoding (icefall's ``LibriSpeechAsrDataModule``).
+
+A batch, as lhotse's ``K2SpeechRecognitionDataset`` returns it::
+
+    {
+      "inputs": float tensor (B, T, F)          # B cuts, T frames (10 ms), F = 80 fbank bins
+      "supervisions": {
+          "text": list of B str,
+          "sequence_idx": int (B,), "start_frame": int (B,), "num_frames": int (B,),
+          "cut": list of B Cut,                 # with return_cuts=True
+      }
+    }
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import torch
+from lhotse import CutSet, load_manifest_lazy
+from lhotse.dataset import (
+    DynamicBucketingSampler,
+    K2SpeechRecognitionDataset,
+    OnTheFlyFeatures,
+    PrecomputedFeatures,
+    SimpleCutSampler,
+    SpecAugment,
+)
+from torch.utils.data import DataLoader
+
+from icefall_kd.data.fbank import make_fbank_extractor
+from icefall_kd.utils import str2bool
+
+
+@dataclass
+class DataConfig:
+    manifest_dir: Path = Path("data/fbank")
+    max_duration: float = 200.0  # seconds of audio per batch
+    num_buckets: int = 30
+    shuffle: bool = True
+    drop_last: bool = True
+    num_workers: int = 2
+    on_the_fly_feats: bool = False
+    enable_spec_aug: bool = True
+    spec_aug_time_warp_factor: int = 80
+    seed: int = 42
+
+    @staticmethod
+    def add_arguments(parser: argparse.ArgumentParser) -> None:
+        group = parser.add_argument_group("data", "Where cuts come from and how they are batched")
+        group.add_argument("--manifest-dir", type=Path, default=Path("data/fbank"),
+                           help="Folder with librispeech_cuts_<part>.jsonl.gz")
+        group.add_argument("--max-duration", type=float, default=200.0,
+                           help="Seconds of audio per batch (the bucketing sampler's budget)")
+        group.add_argument("--num-buckets", type=int, default=30,
+                           help="Duration buckets of the DynamicBucketingSampler")
+        group.add_argument("--shuffle", type=str2bool, default=True,
+                           help="Shuffle training cuts every epoch")
+        group.add_argument("--drop-last", type=str2bool, default=True,
+                           help="Drop the last, incomplete training batch")
+        group.add_argument("--num-workers", type=int, default=2,
+                           help="DataLoader worker processes")
+        group.add_argument("--on-the-fly-feats", type=str2bool, default=False,
+                           help="Compute fbank from audio during training instead of reading "
+                           "precomputed features (slower; needed for waveform augmentation)")
+        group.add_argument("--enable-spec-aug", type=str2bool, default=True,
+                           help="SpecAugment on training batches")
+        group.add_argument("--spec-aug-time-warp-factor", type=int, default=80,
+                           help="Time warp of SpecAugment; below 1 disables warping")
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> "DataConfig":
+        return cls(**{f: getattr(args, f) for f in cls.__dataclass_fields__ if hasattr(args, f)})
+
+
+class AsrDataModule:
+    """Builds samplers and loaders; the training sampler's state can be saved and restored
+    so a job resumes mid-epoch on exactly the next batch."""
+
+    def __init__(self, config: DataConfig) -> None:
+        self.config = config
+
+    def cuts(self, part: str) -> CutSet:
+        path = self.config.manifest_dir / f"librispeech_cuts_{part}.jsonl.gz"
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"{path} not found; run prepare.sh (its fbank stage writes it) or pass "
+                "--manifest-dir"
+            )
+        return load_manifest_lazy(path)
+
+    def _input_strategy(self):
+        if self.config.on_the_fly_feats:
+            return OnTheFlyFeatures(make_fbank_extractor())
+        return PrecomputedFeatures()
+
+    def train_sampler(self, cuts: CutSet, world_size: Optional[int] = None,
+                      rank: Optional[int] = None) -> DynamicBucketingSampler:
+        return DynamicBucketingSampler(
+            cuts,
+            max_duration=self.config.max_duration,
+            num_buckets=self.config.num_buckets,
+            shuffle=self.config.shuffle,
+            drop_last=self.config.drop_last,
+            buffer_size=self.config.num_buckets * 2000,
+            seed=self.config.seed,
+            world_size=world_size,
+            rank=rank,
+        )
+
+    def train_dataloader(
+        self,
+        cuts: CutSet,
+        sampler_state_dict: Optional[dict] = None,
+        world_size: Optional[int] = None,
+        rank: Optional[int] = None,
+    ) -> DataLoader:
+        """``sampler_state_dict`` (from ``loader.sampler.state_dict()``) resumes mid-epoch."""
+        input_transforms = []
+        if self.config.enable_spec_aug:
+            input_transforms.append(
+                SpecAugment(
+                    time_warp_factor=self.config.spec_aug_time_warp_factor,
+                    num_frame_masks=10,
+                    features_mask_size=27,
+                    num_feature_masks=2,
+                    frames_mask_size=100,
+                )
+            )
+        dataset = K2SpeechRecognitionDataset(
+            return_cuts=True,
+            input_transforms=input_transforms,
+            input_strategy=self._input_strategy(),
+        )
+        sampler = self.train_sampler(cuts, world_size, rank)
+        if sampler_state_dict is not None:
+            logging.info("resuming the training sampler from its saved state")
+            sampler.load_state_dict(sampler_state_dict)
+        return DataLoader(
+            dataset,
+            sampler=sampler,
+            batch_size=None,
+            num_workers=self.config.num_workers,
+            persistent_workers=False,
+        )
+
+    def eval_dataloader(self, cuts: CutSet) -> DataLoader:
+        """No augmentation, no shuffling: for validation and decoding."""
+        dataset = K2SpeechRecognitionDataset(return_cuts=True, input_strategy=self._input_strategy())
+        sampler = DynamicBucketingSampler(
+            cuts, max_duration=self.config.max_duration, shuffle=False, num_buckets=5
+        )
+        return DataLoader(dataset, sampler=sampler, batch_size=None,
+                          num_workers=self.config.num_workers)
+

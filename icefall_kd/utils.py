@@ -1,0 +1,47 @@
+"""Small helpers shared by the library and the recipe scripts."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from pathlib import Path
+from typing import Iterator
+
+
+@contextlib.contextmanager
+def atomic_output(path: Path) -> Iterator[Path]:
+    """Yields a temporary path beside ``path``; renames it to ``path`` only on success.
+
+    The temporary name keeps the final suffixes (``x.jsonl.gz`` -> ``x.tmp.jsonl.gz``) so that
+    writers that choose a format from the suffix (lhotse) still do the right thing.
+    """
+    path = Path(path)
+    suffixes = "".join(path.suffixes)
+    stem = path.name[: len(path.name) - len(suffixes)] if suffixes else path.name
+    tmp = path.with_name(f"{stem}.tmp{os.getpid()}{suffixes}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def setup_logging(verbose: bool = False) -> None:
+    """icefall's log format: time, level, file:line, message."""
+    logging.basicConfig(
+        format="%(asctime)s %(levelname)s [%(filename)s:%(lineno)d] %(message)s",
+        level=logging.DEBUG if verbose else logging.INFO,
+        force=True,
+    )
+
+
+def str2bool(value: str) -> bool:
+    """argparse type for icefall-style ``--flag true/false`` options."""
+    lowered = str(value).lower()
+    if lowered in ("1", "true", "yes", "y", "t"):
+        return True
+    if lowered in ("0", "false", "no", "n", "f"):
+        return False
+    raise ValueError(f"expected a boolean (true/false), got {value!r}")
