@@ -13,6 +13,7 @@ never leaves a part that looks finished.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import logging
 import multiprocessing
@@ -158,6 +159,10 @@ def alignment_line(utterance_id: str, words: Sequence[WordTime], duration: float
 
 
 def _write_chapter(job: ChapterJob) -> dict:
+    # espeak-ng carries waveform state from one utterance to the next and draws from libc's
+    # rand(): each chapter runs in a fresh process (maxtasksperchild=1) with a seeded rand(),
+    # so its audio depends only on the seed, never on which worker ran what before.
+    ctypes.CDLL(None).srand(zlib.crc32(f"{job.seed}/{job.part}/{job.chapter_id}".encode()))
     synthesizer = _worker_synthesizer()
     directory = Path(job.directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -247,7 +252,10 @@ def synthesize_corpus(
     parts = assign_sentences_to_parts(sentences, profile.sentences, TRAIN_PART, seed)
     speakers = make_speakers(profile.speakers, list(ROUGH_PARTS), seed)
     stats: Dict[str, dict] = {}
-    context = multiprocessing.get_context("fork")
+    # forkserver: workers fork from a clean server process, never from a caller that may
+    # have initialised libespeak-ng itself.
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])
     for part in profile.parts:
         final_dir = corpus_dir / part
         if final_dir.is_dir():
@@ -257,7 +265,7 @@ def synthesize_corpus(
         shutil.rmtree(partial_dir, ignore_errors=True)  # leftovers of an interrupted run
         jobs = plan_chapters(part, parts[part], speakers[part], profile, partial_dir, seed)
         part_started = time.time()
-        with context.Pool(num_jobs) as pool:
+        with context.Pool(num_jobs, maxtasksperchild=1) as pool:
             chapter_stats = pool.map(_write_chapter, jobs, chunksize=1)
         totals = {key: sum(s[key] for s in chapter_stats) for key in chapter_stats[0]}
         totals["speakers"] = len(speakers[part])

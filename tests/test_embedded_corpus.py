@@ -1,0 +1,124 @@
+"""The embedded corpus: LibriSpeech layout, disjoint parts, speaking rate, determinism."""
+
+import re
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from icefall_kd.corpus.profiles import EVAL_PARTS, PROFILES, ROUGH_PARTS, TRAIN_PART, get_profile
+from icefall_kd.corpus.speakers import make_speakers
+from icefall_kd.corpus.synthesize import synthesize_corpus
+
+
+def _transcripts(part_dir: Path) -> dict:
+    lines = {}
+    for trans in part_dir.rglob("*.trans.txt"):
+        for line in trans.read_text().splitlines():
+            utt, text = line.split(" ", 1)
+            lines[utt] = text
+    return lines
+
+
+def test_layout_matches_librispeech(tiny_corpus):
+    profile = get_profile("tiny")
+    assert sorted(p.name for p in tiny_corpus.iterdir()) == sorted(profile.parts)
+    for part in profile.parts:
+        transcripts = _transcripts(tiny_corpus / part)
+        assert len(transcripts) > 0
+        for utt, text in transcripts.items():
+            speaker, chapter, index = utt.split("-")
+            assert re.fullmatch(r"\d+", speaker) and re.fullmatch(r"\d+", chapter)
+            assert re.fullmatch(r"\d{4}", index)
+            flac = tiny_corpus / part / speaker / chapter / f"{utt}.flac"
+            assert flac.is_file(), flac
+            trans = tiny_corpus / part / speaker / chapter / f"{speaker}-{chapter}.trans.txt"
+            assert trans.is_file()
+            assert re.fullmatch(r"[A-Z']+( [A-Z']+)*", text), text
+            assert profile.min_words <= len(text.split()) <= profile.max_words
+        for flac in (tiny_corpus / part).rglob("*.flac"):
+            info = sf.info(str(flac))
+            assert (info.samplerate, info.channels, info.format) == (16000, 1, "FLAC")
+            assert flac.stem in transcripts
+
+
+def test_speakers_and_sentences_are_disjoint_across_parts(tiny_corpus):
+    speakers, sentences = {}, {}
+    for part in get_profile("tiny").parts:
+        transcripts = _transcripts(tiny_corpus / part)
+        speakers[part] = {utt.split("-")[0] for utt in transcripts}
+        sentences[part] = set(transcripts.values())
+    parts = list(speakers)
+    for i, a in enumerate(parts):
+        for b in parts[i + 1 :]:
+            assert not speakers[a] & speakers[b], (a, b)
+            assert not sentences[a] & sentences[b], (a, b)
+    assert sum(len(s) for s in speakers.values()) >= 24
+    # Every evaluation word was heard in training.
+    train_words = {w for s in sentences[TRAIN_PART] for w in s.split()}
+    for part in EVAL_PARTS:
+        assert {w for s in sentences[part] for w in s.split()} <= train_words
+
+
+def test_voices_never_repeat_across_parts():
+    for profile in PROFILES.values():
+        speakers = make_speakers(profile.speakers, list(ROUGH_PARTS), seed=1)
+        voices = [s.voice for part in speakers.values() for s in part]
+        assert len(voices) == len(set(voices)) >= 24
+        assert all("+" in v for v in voices)
+
+
+def test_speaking_rate_is_read_speech_not_espeak_default(tiny_corpus):
+    words = seconds = 0.0
+    for ali in (tiny_corpus / TRAIN_PART).rglob("*.alignment.txt"):
+        for line in ali.read_text().splitlines():
+            _, symbols, ends = line.split()
+            symbols = symbols.strip('"').split(",")
+            ends = [0.0] + [float(e) for e in ends.strip('"').split(",")]
+            spoken = [i for i, s in enumerate(symbols) if s]
+            words += len(spoken)
+            seconds += ends[spoken[-1] + 1] - ends[spoken[0]]
+    assert 2.4 <= words / seconds <= 3.3, words / seconds
+
+
+def test_silence_is_trimmed(tiny_corpus):
+    for ali in list((tiny_corpus / TRAIN_PART).rglob("*.alignment.txt"))[:3]:
+        for line in ali.read_text().splitlines():
+            _, symbols, ends = line.split()
+            symbols = symbols.strip('"').split(",")
+            ends = [float(e) for e in ends.strip('"').split(",")]
+            assert symbols[0] == "" and symbols[-1] == ""
+            lead, trail = ends[0], ends[-1] - ends[-2]
+            assert 0.1 <= lead <= 0.4 and 0.1 <= trail <= 0.4
+
+
+def test_same_seed_same_corpus_other_seed_other_corpus(tmp_path):
+    from dataclasses import replace
+
+    small = replace(get_profile("tiny"), name="small",
+                    sentences={TRAIN_PART: 12, "dev-clean": 2, "test-clean": 2, "test-other": 2})
+    for name, seed in (("a", 7), ("b", 7), ("c", 8)):
+        synthesize_corpus(tmp_path / name, small, seed=seed, num_jobs=2)
+
+    def digest(root):
+        files = sorted((root / "LibriSpeech").rglob("*.*"))
+        return {str(f.relative_to(root)): f.read_bytes() for f in files}
+
+    assert digest(tmp_path / "a") == digest(tmp_path / "b")
+    assert digest(tmp_path / "a") != digest(tmp_path / "c")
+
+
+def test_test_other_is_noisier_than_test_clean(tiny_corpus):
+    """test-other carries reverberation and noise: its quietest 10 ms frames are louder
+    relative to its loudest than test-clean's."""
+
+    def floor_db(part):
+        ratios = []
+        for flac in (tiny_corpus / part).rglob("*.flac"):
+            x, _ = sf.read(str(flac), dtype="float32")
+            frames = x[: len(x) // 160 * 160].reshape(-1, 160)
+            energy = np.sqrt(np.mean(frames**2, axis=1)) + 1e-9
+            ratios.append(20 * np.log10(np.percentile(energy, 5) / energy.max()))
+        return float(np.median(ratios))
+
+    assert floor_db("test-other") > floor_db("test-clean") + 15
