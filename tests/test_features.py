@@ -6,7 +6,7 @@ import soundfile as sf
 
 from icefall_kd.data.fbank import make_fbank_extractor, online_fbank
 
-# Measured on the tiny corpus: the largest difference is about 2e-4 (float32 rounding in two
+# Measured: at most 2.7e-4 over 40 default-profile test-other utterances (float32 rounding in two
 # FFT implementations), on log-mel values of magnitude 1..20. 2e-3 leaves a margin and still
 # catches any setting that differs (high_freq=0 instead of -400 gives differences of ~3).
 TOLERANCE = 2e-3

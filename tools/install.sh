@@ -21,6 +21,7 @@ venv="$repo/.venv"
 python_bin=${PYTHON:-python3}
 stamp="$venv/.icefall_kd_installed"
 
+install_started=$(date +%s)
 log() { echo "$(date '+%F %T') [install.sh] $*"; }
 die() { echo "$(date '+%F %T') [install.sh] ERROR: $*" >&2; exit 1; }
 
@@ -69,8 +70,11 @@ if [ ! -x "$venv/bin/python" ]; then
   "$python_bin" -m venv "$venv"
 fi
 pip=("$venv/bin/python" -m pip --disable-pip-version-check --no-input)
+# Some machines list local package folders that do not exist; pip's warnings about them
+# are noise, everything else on stderr is kept.
+pip_install() { "${pip[@]}" install "$@" 2> >(grep -v "is ignored: it is neither" >&2); }
 log "installing pinned packages from requirements.txt"
-"${pip[@]}" install -q -r "$repo/requirements.txt" \
+pip_install -q -r "$repo/requirements.txt" \
   || die "pip could not install requirements.txt (see the message above). Only PyPI is needed."
 
 # ---- 3. fast_rnnt ----------------------------------------------------------------------
@@ -84,7 +88,7 @@ if [ -n "${FORCE:-}" ] || ! "$venv/bin/python" -c 'import fast_rnnt' 2>/dev/null
 -DCMAKE_CXX_STANDARD=17 -DFETCHCONTENT_SOURCE_DIR_PYBIND11=$repo/tools/pybind11_shim \
 -Dpybind11_DIR=$pybind11_dir" \
   FT_MAKE_ARGS="-j$jobs" \
-  "${pip[@]}" install -q --no-build-isolation --force-reinstall --no-deps fast-rnnt==1.3 \
+  pip_install -q --no-build-isolation --force-reinstall --no-deps fast-rnnt==1.3 \
     || die "building fast_rnnt failed. It needs cmake >= 3.24 and a C++17 compiler \
 (apt-get install cmake g++). The CMake log is above."
   "$venv/bin/python" -c 'import fast_rnnt' \
@@ -93,9 +97,11 @@ fi
 
 # ---- 4. the project itself -------------------------------------------------------------
 log "installing icefall_kd (pip install -e .)"
-"${pip[@]}" install -q --no-build-isolation --no-deps -e "$repo" \
+pip_install -q --no-build-isolation --no-deps -e "$repo" \
   || die "pip install -e . failed (see above)."
 "$venv/bin/python" -c 'import icefall_kd' || die "icefall_kd does not import after install."
 
 echo "$req_hash" > "$stamp"
+# Wall time of this (non-trivial) install, for tools/corpus_report.py.
+echo "$(( $(date +%s) - install_started ))" > "$venv/.install-seconds"
 log "done. Activate with: source $venv/bin/activate"

@@ -80,13 +80,14 @@ def compute_fbank_for_part(
     recordings_path: Path,
     supervisions_path: Path,
     output_cuts_path: Path,
-    storage_dir: Path,
+    storage_path: Path,
     num_jobs: int = 2,
     perturb_speed: bool = False,
 ) -> None:
     """Cuts with precomputed features for one part (icefall's ``compute_fbank_librispeech``).
 
-    Recordings not at 16 kHz are resampled first. With ``perturb_speed``, 0.9x and 1.1x copies
+    Features go to the lilcom archive ``storage_path`` (paths in the manifest are as given:
+    relative paths, as in icefall, are relative to the recipe folder). Recordings not at 16 kHz are resampled first. With ``perturb_speed``, 0.9x and 1.1x copies
     are added (ids suffixed ``_sp0.9`` / ``_sp1.1``), tripling the training data.
     """
     cuts = CutSet.from_manifests(
@@ -99,8 +100,7 @@ def compute_fbank_for_part(
     if perturb_speed:
         cuts = cuts + cuts.perturb_speed(0.9) + cuts.perturb_speed(1.1)
     torch.set_num_threads(1)  # parallelism comes from num_jobs processes
-    storage_dir.mkdir(parents=True, exist_ok=True)
-    storage_path = storage_dir / output_cuts_path.name.replace(".jsonl.gz", "")
+    storage_path.parent.mkdir(parents=True, exist_ok=True)
     cuts = cuts.compute_and_store_features(
         extractor=make_fbank_extractor(),
         storage_path=storage_path,

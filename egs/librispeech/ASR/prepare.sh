@@ -50,6 +50,11 @@ log() {
   echo -e "$(date '+%Y-%m-%d %H:%M:%S') (${fname}:${BASH_LINENO[0]}:${FUNCNAME[1]}) $*"
 }
 
+# Wall time of each stage goes to data/timings.tsv (read by tools/corpus_report.py).
+stage_started=0
+begin_stage() { stage_started=$(date +%s); log "Stage $1: $2"; }
+end_stage() { printf '%s\t%d\n' "$1" $(( $(date +%s) - stage_started )) >> data/timings.tsv; }
+
 if [ -z "$corpus" ]; then
   if [ -n "$dl_dir" ] && [ -d "$dl_dir/LibriSpeech/dev-clean" ] && [ ! -f "$dl_dir/tts-corpus-$profile.json" ]; then
     corpus=librispeech
@@ -83,10 +88,10 @@ log "corpus=$corpus profile=$profile dl_dir=$dl_dir parts=($parts) vocab_sizes=(
 
 if [ $stage -le 0 ] && [ $stop_stage -ge 0 ] && [ ! -f data/.corpus.done ]; then
   if [ "$corpus" = tts ]; then
-    log "Stage 0: synthesise the embedded corpus ($profile) into $dl_dir"
+    begin_stage 0 "synthesise the embedded corpus ($profile) into $dl_dir"
     ./local/synthesize_corpus.py --profile "$profile" --seed "$seed" --output-dir "$dl_dir" --num-jobs "$nj"
   else
-    log "Stage 0: LibriSpeech in $dl_dir"
+    begin_stage 0 "LibriSpeech in $dl_dir"
     if [ ! -d "$dl_dir/LibriSpeech" ]; then
       log "$dl_dir/LibriSpeech not found; trying to download it with lhotse"
       lhotse download librispeech --full "$dl_dir" || {
@@ -94,18 +99,20 @@ if [ $stage -le 0 ] && [ $stop_stage -ge 0 ] && [ ! -f data/.corpus.done ]; then
         echo "or use the embedded corpus: ./prepare.sh --corpus tts" >&2; exit 1; }
     fi
   fi
+  end_stage corpus
   touch data/.corpus.done
 fi
 
 if [ $stage -le 1 ] && [ $stop_stage -ge 1 ] && [ ! -f data/.manifests.done ]; then
-  log "Stage 1: lhotse manifests"
+  begin_stage 1 "lhotse manifests"
   ./local/prepare_manifests.py --corpus-dir "$dl_dir/LibriSpeech" --parts "$parts" \
     --output-dir data/manifests --on-bad-input "$on_bad_input"
+  end_stage manifests
   touch data/.manifests.done
 fi
 
 if [ $stage -le 2 ] && [ $stop_stage -ge 2 ] && [ ! -f data/.fbank.done ]; then
-  log "Stage 2: fbank features"
+  begin_stage 2 "fbank features"
   for part in $parts; do
     perturb=false
     case "$part" in train*) perturb=$perturb_speed ;; esac
@@ -114,6 +121,7 @@ if [ $stage -le 2 ] && [ $stop_stage -ge 2 ] && [ ! -f data/.fbank.done ]; then
         --parts "$part" --perturb-speed "$perturb" --num-jobs "$nj"
     fi
   done
+  end_stage fbank
   touch data/.fbank.done
 fi
 
@@ -121,20 +129,22 @@ if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
   for vocab_size in "${vocab_sizes[@]}"; do
     lang_dir=data/lang_bpe_$vocab_size
     if [ ! -f "$lang_dir/.done" ]; then
-      log "Stage 3: BPE model, vocabulary $vocab_size -> $lang_dir"
+      begin_stage 3 "BPE model, vocabulary $vocab_size -> $lang_dir"
       sups=()
       for part in $train_parts; do sups+=("data/manifests/librispeech_supervisions_$part.jsonl.gz"); done
       ./local/train_bpe_model.py --supervisions "${sups[@]}" --lang-dir "$lang_dir" --vocab-size "$vocab_size"
+      end_stage "bpe_$vocab_size"
       touch "$lang_dir/.done"
     fi
   done
 fi
 
 if [ $stage -le 4 ] && [ $stop_stage -ge 4 ] && [ ! -f data/.validate.done ]; then
-  log "Stage 4: validate cut manifests"
+  begin_stage 4 "validate cut manifests"
   manifests=()
   for part in $parts; do manifests+=("data/fbank/librispeech_cuts_$part.jsonl.gz"); done
   ./local/validate_manifest.py "${manifests[@]}"
+  end_stage validate
   touch data/.validate.done
 fi
 
