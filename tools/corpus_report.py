@@ -40,6 +40,27 @@ def part_stats(manifest_dir: Path):
     return stats
 
 
+def fbank_agreement(recipe_dir: Path, num_utterances: int = 20) -> str:
+    """Largest |lhotse Fbank - kaldi-native-fbank online| over some evaluation utterances."""
+    import numpy as np
+
+    from icefall_kd.data.fbank import make_fbank_extractor, online_fbank
+
+    cuts_path = recipe_dir / "data" / "fbank" / "librispeech_cuts_test-other.jsonl.gz"
+    worst, count = 0.0, 0
+    for cut in load_manifest_lazy(cuts_path):
+        samples = cut.load_audio()[0]
+        offline = make_fbank_extractor().extract(samples, cut.sampling_rate)
+        worst = max(worst, float(np.abs(offline - online_fbank(samples, 1234)).max()))
+        count += 1
+        if count == num_utterances:
+            break
+    return (
+        f"Training fbank vs sherpa-onnx's online fbank (kaldi-native-fbank, 1234-sample pieces) "
+        f"on {count} test-other utterances: largest difference {worst:.1e} (log-mel units)."
+    )
+
+
 def render(recipe_dir: Path, repo_dir: Path) -> str:
     data = recipe_dir / "data"
     config = (data / ".config").read_text().strip() if (data / ".config").exists() else "?"
@@ -84,11 +105,14 @@ def render(recipe_dir: Path, repo_dir: Path) -> str:
             "because espeak-ng's events did not give exact word times."
         )
         lines.append("")
+    lines.append(fbank_agreement(recipe_dir))
+    lines.append("")
     install_seconds = repo_dir / ".venv" / ".install-seconds"
     if install_seconds.exists():
+        seconds, cache = install_seconds.read_text().split()
         lines.append(
-            f"Last full run of `tools/install.sh` on this machine: "
-            f"{int(install_seconds.read_text())} s (pinned wheels + fast_rnnt build)."
+            f"Last full run of `tools/install.sh` into a new `.venv` on this machine: {seconds} s "
+            f"(pinned wheels + fast_rnnt build; pip's cache {cache})."
         )
     return "\n".join(lines).rstrip() + "\n"
 

@@ -65,9 +65,11 @@ if [ -z "${FORCE:-}" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$req_hash" ]
 fi
 
 # ---- 2. venv and pinned packages -------------------------------------------------------
+fresh_venv=""
 if [ ! -x "$venv/bin/python" ]; then
   log "creating $venv"
   "$python_bin" -m venv "$venv"
+  fresh_venv=1
 fi
 pip=("$venv/bin/python" -m pip --disable-pip-version-check --no-input)
 # Some machines list local package folders that do not exist; pip's warnings about them
@@ -102,6 +104,9 @@ pip_install -q --no-build-isolation --no-deps -e "$repo" \
 "$venv/bin/python" -c 'import icefall_kd' || die "icefall_kd does not import after install."
 
 echo "$req_hash" > "$stamp"
-# Wall time of this (non-trivial) install, for tools/corpus_report.py.
-echo "$(( $(date +%s) - install_started ))" > "$venv/.install-seconds"
+if [ -n "$fresh_venv" ]; then
+  # Wall time of an install from scratch, for tools/corpus_report.py.
+  pip_cache=$([ -n "${PIP_NO_CACHE_DIR:-}" ] && echo off || echo on)
+  printf '%d\t%s\n' $(( $(date +%s) - install_started )) "$pip_cache" > "$venv/.install-seconds"
+fi
 log "done. Activate with: source $venv/bin/activate"
