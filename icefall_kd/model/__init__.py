@@ -1,0 +1,2 @@
+"""Transducer models: a Conformer encoder that runs full-context or chunk-wise streaming,
+a stateless decoder and a joiner."""

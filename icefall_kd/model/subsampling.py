@@ -1,0 +1,40 @@
+"""4x convolutional subsampling of 80-dim fbank frames (icefall's Conv2dSubsampling)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from icefall_kd.data.filters import frames_after_subsampling
+
+# Feature frames the subsampling needs beyond those a chunk covers: an output frame t reads
+# input frames 4t .. 4t+6, so C output frames need 4C + 3 input frames.
+SUBSAMPLING_LOOKAHEAD_FRAMES = 3
+SUBSAMPLING_FACTOR = 4
+
+
+class Conv2dSubsampling(nn.Module):
+    """(N, T, F) features -> (N, ((T-1)//2-1)//2, d_model).
+
+    Two 3x3 convolutions with stride 2, no padding: every output frame depends on a fixed
+    window of 7 input frames, so running it chunk by chunk on overlapping windows gives
+    exactly the frames of a whole-utterance pass (no state to carry).
+    """
+
+    def __init__(self, feature_dim: int, d_model: int, channels: int = 32) -> None:
+        super().__init__()
+        self.conv = nn.Sequential(
+            nn.Conv2d(1, channels, kernel_size=3, stride=2),
+            nn.ReLU(),
+            nn.Conv2d(channels, channels, kernel_size=3, stride=2),
+            nn.ReLU(),
+        )
+        freq = ((feature_dim - 1) // 2 - 1) // 2
+        self.out = nn.Linear(channels * freq, d_model)
+
+    def forward(self, x: torch.Tensor, x_lens: torch.Tensor):
+        """x: (N, T, F); x_lens: (N,) -> ((N, T', d_model), (N,) lengths)."""
+        x = self.conv(x.unsqueeze(1))  # (N, C, T', F')
+        n, c, t, f = x.shape
+        x = self.out(x.transpose(1, 2).reshape(n, t, c * f))
+        return x, frames_after_subsampling(x_lens)

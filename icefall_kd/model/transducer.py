@@ -1,0 +1,123 @@
+"""Stateless decoder, joiner and the transducer that holds them with an encoder.
+
+The decoder and joiner follow icefall (and the sherpa-onnx contract): the decoder sees the
+last ``context_size`` tokens (blank-padded at the start), the joiner adds projected encoder
+and decoder outputs, applies tanh and a linear layer to raw logits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Optional
+
+import torch
+from torch import nn
+
+from icefall_kd.model.conformer import ConformerEncoder, EncoderConfig
+
+
+class StatelessDecoder(nn.Module):
+    def __init__(self, vocab_size: int, decoder_dim: int, blank_id: int = 0,
+                 context_size: int = 2) -> None:
+        super().__init__()
+        self.vocab_size = vocab_size
+        self.blank_id = blank_id
+        self.context_size = context_size
+        self.embedding = nn.Embedding(vocab_size, decoder_dim)
+        self.conv = (
+            nn.Conv1d(decoder_dim, decoder_dim, context_size, groups=max(decoder_dim // 4, 1),
+                      bias=False)
+            if context_size > 1 else None
+        )
+
+    def forward(self, y: torch.Tensor, need_pad: bool = True) -> torch.Tensor:
+        """y: (N, U) token ids. With ``need_pad`` (training) the output at u depends on
+        y[u - context_size + 1 .. u], zero-padded on the left; without it (decoding) y holds
+        exactly ``context_size`` tokens and the output has one frame. -> (N, U', decoder_dim)."""
+        embedded = self.embedding(y.clamp(min=0)) * (y >= 0).unsqueeze(-1)
+        if self.conv is not None:
+            x = embedded.transpose(1, 2)
+            if need_pad:
+                x = nn.functional.pad(x, (self.context_size - 1, 0))
+            embedded = self.conv(x).transpose(1, 2)
+        return torch.relu(embedded)
+
+
+class Joiner(nn.Module):
+    def __init__(self, encoder_dim: int, decoder_dim: int, joiner_dim: int, vocab_size: int) -> None:
+        super().__init__()
+        self.encoder_proj = nn.Linear(encoder_dim, joiner_dim)
+        self.decoder_proj = nn.Linear(decoder_dim, joiner_dim)
+        self.output_linear = nn.Linear(joiner_dim, vocab_size)
+
+    def forward(self, encoder_out: torch.Tensor, decoder_out: torch.Tensor,
+                project_input: bool = True) -> torch.Tensor:
+        """Broadcastable (..., encoder_dim) and (..., decoder_dim) -> (..., vocab) logits;
+        with ``project_input=False`` both are already projected to joiner_dim."""
+        if project_input:
+            encoder_out = self.encoder_proj(encoder_out)
+            decoder_out = self.decoder_proj(decoder_out)
+        return self.output_linear(torch.tanh(encoder_out + decoder_out))
+
+
+@dataclass
+class TransducerConfig:
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    vocab_size: int = 500
+    blank_id: int = 0
+    context_size: int = 2
+    decoder_dim: int = 256
+    joiner_dim: int = 256
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TransducerConfig":
+        d = dict(d)
+        return cls(encoder=EncoderConfig(**d.pop("encoder")), **d)
+
+
+class Transducer(nn.Module):
+    """Encoder + stateless decoder + joiner, plus the linear "simple" heads of the pruned
+    RNN-T loss (am: encoder -> vocab, lm: decoder -> vocab)."""
+
+    def __init__(self, config: TransducerConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.encoder = ConformerEncoder(config.encoder)
+        self.decoder = StatelessDecoder(config.vocab_size, config.decoder_dim,
+                                        config.blank_id, config.context_size)
+        self.joiner = Joiner(self.encoder.output_dim, config.decoder_dim, config.joiner_dim,
+                             config.vocab_size)
+        self.simple_am_proj = nn.Linear(self.encoder.output_dim, config.vocab_size)
+        self.simple_lm_proj = nn.Linear(config.decoder_dim, config.vocab_size)
+
+    @property
+    def causal(self) -> bool:
+        return self.config.encoder.causal
+
+
+# Model sizes. "paper" is a LibriSpeech-960h size for GPUs, documented, not run here.
+PRESETS = {
+    "tiny": dict(encoder=dict(d_model=64, num_layers=2, num_heads=2, ff_dim=128, conv_kernel=7,
+                              max_relative_distance=32), decoder_dim=64, joiner_dim=64),
+    "default": dict(encoder=dict(d_model=144, num_layers=6, num_heads=4, ff_dim=576,
+                                 conv_kernel=15), decoder_dim=256, joiner_dim=256),
+    "paper": dict(encoder=dict(d_model=256, num_layers=12, num_heads=4, ff_dim=1024,
+                               conv_kernel=31, max_relative_distance=128),
+                  decoder_dim=512, joiner_dim=512),
+}
+
+
+def build_transducer(preset: str, vocab_size: int, causal: bool,
+                     dropout: Optional[float] = None) -> Transducer:
+    if preset not in PRESETS:
+        raise ValueError(f"unknown model preset {preset!r}; choose from {sorted(PRESETS)}")
+    spec = PRESETS[preset]
+    encoder = EncoderConfig(**spec["encoder"], causal=causal)
+    if dropout is not None:
+        encoder.dropout = dropout
+    config = TransducerConfig(encoder=encoder, vocab_size=vocab_size,
+                              decoder_dim=spec["decoder_dim"], joiner_dim=spec["joiner_dim"])
+    return Transducer(config)

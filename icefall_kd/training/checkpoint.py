@@ -1,0 +1,104 @@
+"""Checkpoints in icefall's naming, written atomically, and model averaging.
+
+Files in ``exp_dir``: ``epoch-<N>.pt`` after each epoch, ``checkpoint-<batch>.pt`` every
+``save_every_n`` batches (the newest ``keep_last_k`` kept), ``pretrained.pt`` from export.
+Keys: ``model``, ``model_avg`` (running average of all updates so far), ``optimizer``,
+``scheduler``, ``sampler``, ``grad_scaler``, ``rng``, ``batch_idx_train``, ``epoch``,
+``model_config`` and ``args``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import torch
+
+from icefall_kd.utils import atomic_output
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    """torch.save to a temporary file, then rename: a crash never leaves half a checkpoint."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_output(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_checkpoint(path: Path, map_location="cpu") -> dict:
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    return torch.load(path, map_location=map_location, weights_only=False)
+
+
+def batch_checkpoints(exp_dir: Path) -> List[Path]:
+    """checkpoint-<batch>.pt files, newest (largest batch) first."""
+    found = []
+    for path in Path(exp_dir).glob("checkpoint-*.pt"):
+        match = re.fullmatch(r"checkpoint-(\d+)\.pt", path.name)
+        if match:
+            found.append((int(match.group(1)), path))
+    return [p for _, p in sorted(found, reverse=True)]
+
+
+def remove_old_checkpoints(exp_dir: Path, keep_last_k: int) -> None:
+    if keep_last_k <= 0:
+        return
+    for path in batch_checkpoints(exp_dir)[keep_last_k:]:
+        path.unlink(missing_ok=True)
+
+
+def update_averaged_model(model_avg: Dict[str, torch.Tensor], model: Dict[str, torch.Tensor],
+                          batch_idx: int, average_period: int) -> None:
+    """icefall's running mean since the start: avg = cur * p/b + avg * (1 - p/b)."""
+    weight = average_period / batch_idx
+    for name, value in model.items():
+        if value.is_floating_point():
+            model_avg[name].mul_(1 - weight).add_(value.detach().to(model_avg[name].dtype),
+                                                  alpha=weight)
+        else:
+            model_avg[name].copy_(value)
+
+
+def average_state_dicts(states: List[Dict[str, torch.Tensor]]) -> Dict[str, torch.Tensor]:
+    """Plain mean of parameters (integer buffers taken from the last)."""
+    out = {}
+    for name, value in states[-1].items():
+        if value.is_floating_point():
+            out[name] = sum(s[name].double() for s in states).div(len(states)).to(value.dtype)
+        else:
+            out[name] = value.clone()
+    return out
+
+
+def averaged_model_between(start: dict, end: dict) -> Dict[str, torch.Tensor]:
+    """The mean of the model over the updates between two checkpoints, from their running
+    averages (icefall's ``--use-averaged-model``):
+    (b_end * avg_end - b_start * avg_start) / (b_end - b_start)."""
+    b_start, b_end = start["batch_idx_train"], end["batch_idx_train"]
+    if b_end <= b_start:
+        raise ValueError(f"end checkpoint (batch {b_end}) is not after start (batch {b_start})")
+    out = {}
+    for name, value in end["model_avg"].items():
+        if value.is_floating_point():
+            out[name] = ((value.double() * b_end - start["model_avg"][name].double() * b_start)
+                         / (b_end - b_start)).to(value.dtype)
+        else:
+            out[name] = value.clone()
+    return out
+
+
+def model_state_for_decoding(exp_dir: Path, epoch: int, avg: int,
+                             use_averaged_model: bool) -> Dict[str, torch.Tensor]:
+    """The weights ``decode.py --epoch E --avg A [--use-averaged-model]`` means."""
+    exp_dir = Path(exp_dir)
+    if use_averaged_model:
+        end = load_checkpoint(exp_dir / f"epoch-{epoch}.pt")
+        if epoch - avg <= 0:
+            # From the start of training: the running average is exactly that.
+            return end["model_avg"]
+        start = load_checkpoint(exp_dir / f"epoch-{epoch - avg}.pt")
+        return averaged_model_between(start, end)
+    paths = [exp_dir / f"epoch-{e}.pt" for e in range(epoch - avg + 1, epoch + 1)]
+    return average_state_dicts([load_checkpoint(p)["model"] for p in paths])

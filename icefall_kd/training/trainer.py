@@ -1,0 +1,383 @@
+"""One training loop for every stage (teacher, streaming baseline, both distillation stages).
+
+What a stage changes is its :class:`Objective`: a callable that takes the model and a batch
+and returns the loss. The loop owns everything else: device and precision, DDP, the
+optimizer and Eden schedule, the running averaged model, atomic checkpoints with exact
+mid-epoch resume (model, optimizer, scheduler, sampler and RNG states), skipping non-finite
+batches, validation, logs and TensorBoard.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import logging
+import math
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Protocol
+
+import numpy as np
+import torch
+from torch import nn
+
+from icefall_kd.training.checkpoint import (
+    batch_checkpoints,
+    load_checkpoint,
+    remove_old_checkpoints,
+    save_checkpoint,
+    update_averaged_model,
+)
+from icefall_kd.training.scheduler import Eden
+from icefall_kd.utils import str2bool
+
+
+@dataclass
+class LossInfo:
+    """loss: scalar to minimise (a sum over the batch); frames: what it is normalised by in
+    logs; values: named sums for logging (e.g. simple_loss, pruned_loss)."""
+
+    loss: torch.Tensor
+    frames: float
+    values: Dict[str, float] = field(default_factory=dict)
+
+
+class Objective(Protocol):
+    def __call__(self, model: nn.Module, batch: dict, batch_idx_train: int,
+                 is_training: bool) -> LossInfo: ...
+
+
+@dataclass
+class TrainConfig:
+    exp_dir: Path = Path("exp")
+    num_epochs: int = 10
+    start_epoch: int = 1
+    resume: bool = True
+    base_lr: float = 0.003
+    lr_batches: float = 2000.0
+    lr_epochs: float = 3.0
+    warmup_batches: float = 500.0
+    weight_decay: float = 1e-6
+    clip_grad_norm: float = 5.0
+    average_period: int = 50
+    save_every_n: int = 1000
+    keep_last_k: int = 3
+    log_interval: int = 50
+    seed: int = 42
+    precision: str = "auto"  # auto | fp32 | bf16 | fp16
+    max_bad_batches: int = 20
+    tensorboard: bool = True
+
+    @staticmethod
+    def add_arguments(parser: argparse.ArgumentParser) -> None:
+        g = parser.add_argument_group("training", "The training loop (shared by every stage)")
+        g.add_argument("--exp-dir", type=Path, required=True,
+                       help="Where checkpoints, logs and TensorBoard files go")
+        g.add_argument("--num-epochs", type=int, default=10, help="Train until this epoch")
+        g.add_argument("--start-epoch", type=int, default=1,
+                       help="Start from epoch-(N-1).pt; 1 starts fresh (or resumes, see --resume)")
+        g.add_argument("--resume", type=str2bool, default=True,
+                       help="Continue from the newest checkpoint in --exp-dir, mid-epoch if "
+                       "needed, exactly where it stopped")
+        g.add_argument("--base-lr", type=float, default=0.003, help="Peak learning rate (AdamW)")
+        g.add_argument("--lr-batches", type=float, default=2000.0, help="Eden: batch decay scale")
+        g.add_argument("--lr-epochs", type=float, default=3.0, help="Eden: epoch decay scale")
+        g.add_argument("--warmup-batches", type=float, default=500.0,
+                       help="Learning rate rises from half to full over this many batches")
+        g.add_argument("--clip-grad-norm", type=float, default=5.0)
+        g.add_argument("--average-period", type=int, default=50,
+                       help="Update the running averaged model every N batches")
+        g.add_argument("--save-every-n", type=int, default=1000,
+                       help="Write checkpoint-<batch>.pt every N batches (resume points)")
+        g.add_argument("--keep-last-k", type=int, default=3,
+                       help="Keep only the newest K checkpoint-<batch>.pt")
+        g.add_argument("--log-interval", type=int, default=50, help="Log every N batches")
+        g.add_argument("--seed", type=int, default=42)
+        g.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto",
+                       help="auto: fp32 on CPU, bf16 autocast on GPUs that support it, else fp16")
+        g.add_argument("--max-bad-batches", type=int, default=20,
+                       help="Stop after this many consecutive batches with a non-finite loss")
+        g.add_argument("--tensorboard", type=str2bool, default=True)
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> "TrainConfig":
+        return cls(**{f: getattr(args, f) for f in cls.__dataclass_fields__ if hasattr(args, f)})
+
+
+def fix_random_seed(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _rng_state() -> dict:
+    return {"python": random.getstate(), "numpy": np.random.get_state(),
+            "torch": torch.get_rng_state()}
+
+
+def _set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+
+
+@dataclass
+class DistributedInfo:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def setup_distributed() -> DistributedInfo:
+    """Initialises DDP when launched by torchrun (RANK/WORLD_SIZE set); gloo on CPU."""
+    if "WORLD_SIZE" not in os.environ or int(os.environ["WORLD_SIZE"]) <= 1:
+        return DistributedInfo()
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    torch.distributed.init_process_group(backend)
+    info = DistributedInfo(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]),
+                           int(os.environ.get("LOCAL_RANK", 0)))
+    if torch.cuda.is_available():
+        torch.cuda.set_device(info.local_rank)
+    return info
+
+
+class Trainer:
+    """Runs ``objective`` over ``train_loader`` for epochs, with checkpoints in ``exp_dir``.
+
+    ``make_train_loader(sampler_state)`` builds the training DataLoader (resuming its
+    sampler when given a state); ``valid_loader`` is evaluated after every epoch.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        objective: Objective,
+        config: TrainConfig,
+        make_train_loader: Callable[[Optional[dict]], torch.utils.data.DataLoader],
+        valid_loader: Optional[torch.utils.data.DataLoader],
+        model_config: Optional[dict] = None,
+        args: Optional[dict] = None,
+        dist: Optional[DistributedInfo] = None,
+        trainable_parameters: Optional[List[nn.Parameter]] = None,
+    ) -> None:
+        self.config = config
+        self.dist = dist or DistributedInfo()
+        self.device = (torch.device("cuda", self.dist.local_rank)
+                       if torch.cuda.is_available() else torch.device("cpu"))
+        self.model = model.to(self.device)
+        self.objective = objective
+        self.make_train_loader = make_train_loader
+        self.valid_loader = valid_loader
+        self.model_config = model_config
+        self.args = args or {}
+        self.ddp_model: nn.Module = self.model
+        if self.dist.world_size > 1:
+            self.ddp_model = nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.dist.local_rank] if self.device.type == "cuda" else None,
+                find_unused_parameters=True,
+            )
+        params = trainable_parameters or [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(params, lr=config.base_lr,
+                                           weight_decay=config.weight_decay)
+        self.scheduler = Eden(self.optimizer, config.lr_batches, config.lr_epochs,
+                              config.warmup_batches)
+        self.precision = self._choose_precision()
+        self.grad_scaler = torch.amp.GradScaler(enabled=self.precision == "fp16")
+        self.model_avg = {k: v.detach().clone().double() if v.is_floating_point() else v.clone()
+                          for k, v in self.model.state_dict().items()} if self.dist.is_main else None
+        self.batch_idx_train = 0
+        self.epoch = config.start_epoch
+        self.bad_batches_in_a_row = 0
+        self.tb = None
+        if self.dist.is_main and config.tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.tb = SummaryWriter(log_dir=str(config.exp_dir / "tensorboard"))
+
+    # -------------------------------------------------------------------- helpers
+    def _choose_precision(self) -> str:
+        wanted = self.config.precision
+        if self.device.type != "cuda":
+            if wanted in ("bf16", "fp16"):
+                logging.warning(f"--precision {wanted} is for GPUs; using fp32 on CPU")
+            return "fp32"
+        if wanted == "auto":
+            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        return wanted
+
+    def _autocast(self):
+        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
+        return torch.autocast(device_type=self.device.type, dtype=dtype or torch.float32,
+                              enabled=dtype is not None)
+
+    def _state(self, sampler_state: Optional[dict]) -> dict:
+        return {
+            "model": self.model.state_dict(),
+            "model_avg": self.model_avg,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "grad_scaler": self.grad_scaler.state_dict(),
+            "sampler": sampler_state,
+            "rng": _rng_state(),
+            "batch_idx_train": self.batch_idx_train,
+            "epoch": self.epoch,
+            "model_config": self.model_config,
+            "args": self.args,
+        }
+
+    def _restore(self, state: dict) -> Optional[dict]:
+        self.model.load_state_dict(state["model"])
+        if self.model_avg is not None and state.get("model_avg") is not None:
+            self.model_avg = state["model_avg"]
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.grad_scaler.load_state_dict(state["grad_scaler"])
+        self.batch_idx_train = state["batch_idx_train"]
+        _set_rng_state(state["rng"])
+        return state.get("sampler")
+
+    def _find_resume_point(self) -> Optional[dict]:
+        """The newest state to continue from, or None to start fresh."""
+        exp_dir = self.config.exp_dir
+        if self.config.start_epoch > 1:
+            path = exp_dir / f"epoch-{self.config.start_epoch - 1}.pt"
+            logging.info(f"starting epoch {self.config.start_epoch} from {path}")
+            return load_checkpoint(path)
+        if not self.config.resume:
+            return None
+        candidates = [(p, load_checkpoint(p)) for p in batch_checkpoints(exp_dir)[:1]]
+        epochs = sorted(exp_dir.glob("epoch-*.pt"),
+                        key=lambda p: int(p.stem.split("-")[1]), reverse=True)[:1]
+        candidates += [(p, load_checkpoint(p)) for p in epochs]
+        if not candidates:
+            return None
+        path, state = max(candidates, key=lambda c: c[1]["batch_idx_train"])
+        logging.info(f"resuming from {path} (batch {state['batch_idx_train']}, "
+                     f"epoch {state['epoch']})")
+        return state
+
+    # ----------------------------------------------------------------------- loop
+    def train(self) -> None:
+        config = self.config
+        config.exp_dir.mkdir(parents=True, exist_ok=True)
+        sampler_state = None
+        state = self._find_resume_point()
+        if state is not None:
+            sampler_state = self._restore(state)
+            self.epoch = state["epoch"]
+            if sampler_state is None:  # an epoch-N.pt: the next epoch starts fresh
+                self.epoch += 1
+        else:
+            fix_random_seed(config.seed + self.dist.rank)
+        while self.epoch <= config.num_epochs:
+            self.scheduler.step_epoch(self.epoch - 1)
+            loader = self.make_train_loader(sampler_state)
+            if sampler_state is None:
+                loader.sampler.set_epoch(self.epoch)
+            sampler_state = None
+            self._train_one_epoch(loader)
+            valid = self.validate()
+            if self.dist.is_main:
+                save_checkpoint(config.exp_dir / f"epoch-{self.epoch}.pt", self._state(None))
+                logging.info(f"epoch {self.epoch} done; validation: {valid}")
+                if self.tb is not None:
+                    for name, value in valid.items():
+                        self.tb.add_scalar(f"valid/{name}", value, self.batch_idx_train)
+            self.epoch += 1
+        if self.tb is not None:
+            self.tb.close()
+
+    def _train_one_epoch(self, loader) -> None:
+        config = self.config
+        self.ddp_model.train()
+        totals: Dict[str, float] = {}
+        frames_total = 0.0
+        interval_frames, interval_start = 0.0, time.time()
+        for batch in loader:
+            self.batch_idx_train += 1
+            self.scheduler.step_batch(self.batch_idx_train)
+            with self._autocast():
+                info = self.objective(self.ddp_model, batch, self.batch_idx_train, True)
+            if not torch.isfinite(info.loss):
+                self._on_bad_batch(batch, info)
+                continue
+            self.bad_batches_in_a_row = 0
+            self.optimizer.zero_grad(set_to_none=True)
+            self.grad_scaler.scale(info.loss / max(info.frames, 1.0)).backward()
+            self.grad_scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), config.clip_grad_norm)
+            self.grad_scaler.step(self.optimizer)
+            self.grad_scaler.update()
+            frames_total += info.frames
+            interval_frames += info.frames
+            for name, value in info.values.items():
+                totals[name] = totals.get(name, 0.0) + value
+            if self.model_avg is not None and self.batch_idx_train % config.average_period == 0:
+                update_averaged_model(self.model_avg, self.model.state_dict(),
+                                      self.batch_idx_train, config.average_period)
+            if self.batch_idx_train % config.log_interval == 0:
+                elapsed = time.time() - interval_start
+                # Encoder frames are 40 ms: frames * 0.04 = seconds of audio.
+                audio_per_second = interval_frames * 0.04 / max(elapsed, 1e-9)
+                self._log(info, totals, frames_total, audio_per_second)
+                interval_frames, interval_start = 0.0, time.time()
+            if self.dist.is_main and self.batch_idx_train % config.save_every_n == 0:
+                save_checkpoint(config.exp_dir / f"checkpoint-{self.batch_idx_train}.pt",
+                                self._state(loader.sampler.state_dict()))
+                remove_old_checkpoints(config.exp_dir, config.keep_last_k)
+
+    def _on_bad_batch(self, batch: dict, info: LossInfo) -> None:
+        self.bad_batches_in_a_row += 1
+        cuts = [c.id for c in batch["supervisions"].get("cut", [])]
+        logging.warning(
+            f"non-finite loss {float(info.loss)} at batch {self.batch_idx_train}; skipped. "
+            f"Cuts: {', '.join(cuts[:20])}{' ...' if len(cuts) > 20 else ''}"
+        )
+        if self.bad_batches_in_a_row >= self.config.max_bad_batches:
+            raise RuntimeError(
+                f"{self.bad_batches_in_a_row} batches in a row had a non-finite loss; stopping. "
+                "Lower --base-lr, check the cuts named above, or resume from the last checkpoint."
+            )
+
+    def _log(self, info: LossInfo, totals: Dict[str, float], frames_total: float,
+             audio_per_second: float) -> None:
+        if not self.dist.is_main:
+            return
+        lr = self.scheduler.get_last_lr()[0]
+        current = {k: v / max(info.frames, 1.0) for k, v in info.values.items()}
+        running = {k: v / max(frames_total, 1.0) for k, v in totals.items()}
+        logging.info(
+            f"epoch {self.epoch}, batch {self.batch_idx_train}: "
+            + ", ".join(f"{k} {v:.4f}" for k, v in current.items())
+            + " | epoch avg: " + ", ".join(f"{k} {v:.4f}" for k, v in running.items())
+            + f" | lr {lr:.2e}, {audio_per_second:.0f} s audio/s"
+        )
+        if self.tb is not None:
+            for k, v in current.items():
+                self.tb.add_scalar(f"train/{k}", v, self.batch_idx_train)
+            self.tb.add_scalar("train/lr", lr, self.batch_idx_train)
+            self.tb.add_scalar("train/audio_seconds_per_second", audio_per_second,
+                               self.batch_idx_train)
+
+    @torch.no_grad()
+    def validate(self) -> Dict[str, float]:
+        if self.valid_loader is None:
+            return {}
+        self.ddp_model.eval()
+        totals: Dict[str, float] = {}
+        frames = 0.0
+        for batch in self.valid_loader:
+            with self._autocast():
+                info = self.objective(self.model, batch, self.batch_idx_train, False)
+            frames += info.frames
+            for name, value in info.values.items():
+                totals[name] = totals.get(name, 0.0) + value
+        self.ddp_model.train()
+        return {k: round(v / max(frames, 1.0), 5) for k, v in totals.items()}
