@@ -1,10 +1,7 @@
 """prepare.sh end to end: the embedded corpus, and a LibriSpeech-layout folder through the
 same stages; then the BPE model and a data-module batch from what it wrote."""
 
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,28 +12,9 @@ from lhotse import load_manifest
 from icefall_kd.data.datamodule import AsrDataModule, DataConfig
 from icefall_kd.data.filters import TrainingCutFilter, frames_after_subsampling
 
-from conftest import RECIPE_DIR
+from conftest import run_prepare as _run_prepare
 
 PARTS = ["train-clean-100", "dev-clean", "test-clean", "test-other"]
-
-
-def _run_prepare(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    """prepare.sh from a copy of the recipe folder, in this test's Python environment."""
-    recipe = workdir / "ASR"
-    if not recipe.exists():
-        shutil.copytree(RECIPE_DIR, recipe, ignore=shutil.ignore_patterns("data", "download"))
-    env = dict(os.environ, ICEFALL_KD_SKIP_INSTALL="1",
-               PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
-    return subprocess.run(["bash", "prepare.sh", *args], cwd=recipe, env=env,
-                          capture_output=True, text=True, timeout=600)
-
-
-@pytest.fixture(scope="module")
-def prepared_tiny(tmp_path_factory) -> Path:
-    workdir = tmp_path_factory.mktemp("recipe")
-    result = _run_prepare(workdir, "--profile", "tiny")
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return workdir / "ASR"
 
 
 def test_prepare_writes_every_file(prepared_tiny):

@@ -110,3 +110,23 @@ def compute_fbank_for_part(
     with atomic_output(output_cuts_path) as tmp:
         cuts.to_file(tmp)
     logging.info(f"wrote {len(cuts)} cuts with features to {output_cuts_path}")
+
+
+def feature_statistics(cuts, max_cuts: int = 1000):
+    """Per-bin mean and standard deviation of precomputed features over the first
+    ``max_cuts`` cuts -> two float32 tensors of shape (80,)."""
+    total = torch.zeros(FEATURE_DIM, dtype=torch.float64)
+    total_sq = torch.zeros(FEATURE_DIM, dtype=torch.float64)
+    frames = 0
+    for index, cut in enumerate(cuts):
+        if index == max_cuts:
+            break
+        feats = torch.from_numpy(cut.load_features()).double()
+        total += feats.sum(0)
+        total_sq += (feats**2).sum(0)
+        frames += feats.shape[0]
+    if frames == 0:
+        raise ValueError("no cuts to compute feature statistics from")
+    mean = total / frames
+    std = (total_sq / frames - mean**2).clamp(min=1e-8).sqrt()
+    return mean.float(), std.float()

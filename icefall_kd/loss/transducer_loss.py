@@ -8,7 +8,7 @@ joiner is evaluated only there and the pruned loss computed on that band.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List
+from typing import List, Optional
 
 import torch
 
@@ -30,6 +30,7 @@ class TransducerLossOutput:
     logits: torch.Tensor
     boundary: torch.Tensor
     symbols: torch.Tensor
+    ctc_loss: Optional[torch.Tensor] = None
 
 
 def _at_least_float32(x: torch.Tensor) -> torch.Tensor:
@@ -93,6 +94,19 @@ def pruned_transducer_loss(
             boundary=boundary, delay_penalty=delay_penalty, reduction="sum",
         )
     return TransducerLossOutput(simple_loss, pruned_loss, ranges, logits, boundary, symbols)
+
+
+def ctc_loss(model: Transducer, encoder_out: torch.Tensor, encoder_lens: torch.Tensor,
+             token_ids: List[List[int]]) -> torch.Tensor:
+    """CTC on the model's auxiliary head (blank = the transducer's blank), summed over the
+    batch. encoder_out: (N, T, D)."""
+    log_probs = model.ctc_output(encoder_out).float().log_softmax(-1)  # (N, T, V)
+    targets = torch.tensor([t for tokens in token_ids for t in tokens], dtype=torch.int64)
+    target_lens = torch.tensor([len(t) for t in token_ids], dtype=torch.int64)
+    return torch.nn.functional.ctc_loss(
+        log_probs.transpose(0, 1), targets, encoder_lens.cpu(), target_lens,
+        blank=model.config.blank_id, reduction="sum", zero_infinity=True,
+    )
 
 
 def warmup_loss_scales(batch_idx: int, warm_step: int, simple_loss_scale: float):

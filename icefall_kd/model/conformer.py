@@ -69,7 +69,7 @@ class RelativePositionBias(nn.Module):
 
 
 class SelfAttention(nn.Module):
-    def __init__(self, d_model: int, num_heads: int, max_distance: int, dropout: float) -> None:
+    def __init__(self, d_model: int, num_heads: int, max_distance: int) -> None:
         super().__init__()
         assert d_model % num_heads == 0
         self.num_heads = num_heads
@@ -78,7 +78,6 @@ class SelfAttention(nn.Module):
         self.key_value = nn.Linear(d_model, 2 * d_model)
         self.out = nn.Linear(d_model, d_model)
         self.position_bias = RelativePositionBias(num_heads, max_distance)
-        self.dropout = dropout
 
     def forward(
         self,
@@ -99,9 +98,7 @@ class SelfAttention(nn.Module):
         bias = self.position_bias(query_pos, key_pos).unsqueeze(0)  # (1, H, Tq, Tk)
         if mask is not None:
             bias = bias.masked_fill(mask.unsqueeze(1), float("-inf"))
-        out = nn.functional.scaled_dot_product_attention(
-            q, k, v, attn_mask=bias, dropout_p=self.dropout if self.training else 0.0
-        )
+        out = nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=bias)
         # A query whose keys are all masked (only padded frames) gives NaN; zero it.
         out = torch.nan_to_num(out, nan=0.0)
         return self.out(out.transpose(1, 2).reshape(n, tq, d))
@@ -146,11 +143,13 @@ class ConvolutionModule(nn.Module):
 
 
 class FeedForward(nn.Module):
-    def __init__(self, d_model: int, ff_dim: int, dropout: float) -> None:
+    # Dropout is applied to the residual branches only (ConformerLayer): on a 2-core CPU,
+    # drawing dropout masks for the wide hidden layer and the attention weights cost more
+    # than half of the forward pass.
+    def __init__(self, d_model: int, ff_dim: int) -> None:
         super().__init__()
         self.net = nn.Sequential(
-            nn.LayerNorm(d_model), nn.Linear(d_model, ff_dim), nn.SiLU(), nn.Dropout(dropout),
-            nn.Linear(ff_dim, d_model),
+            nn.LayerNorm(d_model), nn.Linear(d_model, ff_dim), nn.SiLU(), nn.Linear(ff_dim, d_model),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -163,12 +162,12 @@ class ConformerLayer(nn.Module):
     def __init__(self, config: EncoderConfig) -> None:
         super().__init__()
         d = config.d_model
-        self.ff1 = FeedForward(d, config.ff_dim, config.dropout)
+        self.ff1 = FeedForward(d, config.ff_dim)
         self.attn_norm = nn.LayerNorm(d)
-        self.attn = SelfAttention(d, config.num_heads, config.max_relative_distance, config.dropout)
+        self.attn = SelfAttention(d, config.num_heads, config.max_relative_distance)
         self.conv_norm = nn.LayerNorm(d)
         self.conv = ConvolutionModule(d, config.conv_kernel, config.causal)
-        self.ff2 = FeedForward(d, config.ff_dim, config.dropout)
+        self.ff2 = FeedForward(d, config.ff_dim)
         self.final_norm = nn.LayerNorm(d)
         self.dropout = nn.Dropout(config.dropout)
 

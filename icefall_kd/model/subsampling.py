@@ -31,9 +31,18 @@ class Conv2dSubsampling(nn.Module):
         )
         freq = ((feature_dim - 1) // 2 - 1) // 2
         self.out = nn.Linear(channels * freq, d_model)
+        # Global mean and variance normalisation of the features (per mel bin), set from
+        # training data before training; a fixed per-frame affine map, so streaming-safe.
+        self.register_buffer("feature_mean", torch.zeros(feature_dim))
+        self.register_buffer("feature_inv_std", torch.ones(feature_dim))
+
+    def set_feature_stats(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        self.feature_mean.copy_(mean)
+        self.feature_inv_std.copy_(1.0 / std.clamp(min=1e-3))
 
     def forward(self, x: torch.Tensor, x_lens: torch.Tensor):
         """x: (N, T, F); x_lens: (N,) -> ((N, T', d_model), (N,) lengths)."""
+        x = (x - self.feature_mean) * self.feature_inv_std
         x = self.conv(x.unsqueeze(1))  # (N, C, T', F')
         n, c, t, f = x.shape
         x = self.out(x.transpose(1, 2).reshape(n, t, c * f))

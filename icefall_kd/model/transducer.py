@@ -92,10 +92,33 @@ class Transducer(nn.Module):
                              config.vocab_size)
         self.simple_am_proj = nn.Linear(self.encoder.output_dim, config.vocab_size)
         self.simple_lm_proj = nn.Linear(config.decoder_dim, config.vocab_size)
+        # Auxiliary CTC head (icefall's --use-ctc): speeds up learning the alignment, which
+        # matters when a CPU budget allows only a few thousand updates.
+        self.ctc_output = nn.Linear(self.encoder.output_dim, config.vocab_size)
 
     @property
     def causal(self) -> bool:
         return self.config.encoder.causal
+
+    def forward(self, features: torch.Tensor, feature_lens: torch.Tensor, token_ids,
+                chunk_size: int = -1, left_context: int = -1, prune_range: int = 5,
+                lm_scale: float = 0.25, am_scale: float = 0.0, delay_penalty: float = 0.0,
+                with_ctc: bool = False):
+        """Encoder plus pruned RNN-T loss (and CTC with ``with_ctc``) in one call, so DDP
+        sees one forward.
+
+        features: (N, T_in, 80); feature_lens: (N,); token_ids: N lists of BPE ids.
+        Returns (TransducerLossOutput, encoder_out (N, T, D), encoder_lens (N,)); the loss
+        output's ``ctc_loss`` is a sum over the batch, or None.
+        """
+        from icefall_kd.loss.transducer_loss import ctc_loss, pruned_transducer_loss
+
+        encoder_out, encoder_lens = self.encoder(features, feature_lens, chunk_size, left_context)
+        loss = pruned_transducer_loss(self, encoder_out, encoder_lens, token_ids, prune_range,
+                                      lm_scale, am_scale, delay_penalty)
+        if with_ctc:
+            loss.ctc_loss = ctc_loss(self, encoder_out, encoder_lens, token_ids)
+        return loss, encoder_out, encoder_lens
 
 
 # Model sizes. "paper" is a LibriSpeech-960h size for GPUs, documented, not run here.

@@ -195,6 +195,7 @@ class Trainer:
         self.batch_idx_train = 0
         self.epoch = config.start_epoch
         self.bad_batches_in_a_row = 0
+        self._rng_to_restore: Optional[dict] = None
         self.tb = None
         if self.dist.is_main and config.tensorboard:
             from torch.utils.tensorboard import SummaryWriter
@@ -241,6 +242,7 @@ class Trainer:
         self.grad_scaler.load_state_dict(state["grad_scaler"])
         self.batch_idx_train = state["batch_idx_train"]
         _set_rng_state(state["rng"])
+        self._rng_to_restore = state["rng"]
         return state.get("sampler")
 
     def _find_resume_point(self) -> Optional[dict]:
@@ -281,8 +283,9 @@ class Trainer:
             loader = self.make_train_loader(sampler_state)
             if sampler_state is None:
                 loader.sampler.set_epoch(self.epoch)
+            resumed_mid_epoch = sampler_state is not None
             sampler_state = None
-            self._train_one_epoch(loader)
+            self._train_one_epoch(loader, resumed_mid_epoch)
             valid = self.validate()
             if self.dist.is_main:
                 save_checkpoint(config.exp_dir / f"epoch-{self.epoch}.pt", self._state(None))
@@ -294,13 +297,21 @@ class Trainer:
         if self.tb is not None:
             self.tb.close()
 
-    def _train_one_epoch(self, loader) -> None:
+    def _train_one_epoch(self, loader, resumed_mid_epoch: bool = False) -> None:
         config = self.config
         self.ddp_model.train()
         totals: Dict[str, float] = {}
         frames_total = 0.0
         interval_frames, interval_start = 0.0, time.time()
-        for batch in loader:
+        batches_this_epoch = 0
+        batches = iter(loader)
+        if self._rng_to_restore is not None:
+            # Creating the iterator draws a seed from the torch RNG; put the RNG back to
+            # where the checkpoint left it, so a resumed run draws the same augmentations.
+            _set_rng_state(self._rng_to_restore)
+            self._rng_to_restore = None
+        for batch in batches:
+            batches_this_epoch += 1
             self.batch_idx_train += 1
             self.scheduler.step_batch(self.batch_idx_train)
             with self._autocast():
@@ -332,12 +343,18 @@ class Trainer:
                 save_checkpoint(config.exp_dir / f"checkpoint-{self.batch_idx_train}.pt",
                                 self._state(loader.sampler.state_dict()))
                 remove_old_checkpoints(config.exp_dir, config.keep_last_k)
+        if batches_this_epoch == 0 and not resumed_mid_epoch:
+            raise RuntimeError(
+                f"epoch {self.epoch} produced no training batch. With little data the bucketing "
+                "sampler drops every incomplete bucket: lower --num-buckets or --max-duration, "
+                "or pass --drop-last false."
+            )
 
     def _on_bad_batch(self, batch: dict, info: LossInfo) -> None:
         self.bad_batches_in_a_row += 1
         cuts = [c.id for c in batch["supervisions"].get("cut", [])]
         logging.warning(
-            f"non-finite loss {float(info.loss)} at batch {self.batch_idx_train}; skipped. "
+            f"non-finite loss {float(info.loss.detach())} at batch {self.batch_idx_train}; skipped. "
             f"Cuts: {', '.join(cuts[:20])}{' ...' if len(cuts) > 20 else ''}"
         )
         if self.bad_batches_in_a_row >= self.config.max_bad_batches:

@@ -1,0 +1,14 @@
+#!/usr/bin/env python3
+"""Decode dev-clean, test-clean and test-other with a model of this folder.
+
+Usage (from egs/librispeech/ASR):
+  ./transducer_teacher/decode.py --exp-dir transducer_teacher/exp --epoch 4 --avg 2 --decoding-method greedy_search
+  ./transducer_teacher/decode.py --exp-dir transducer_teacher/exp --epoch 4 --avg 2 --decoding-method modified_beam_search --beam-size 4
+
+Writes recogs-, errs- and wer-summary- files to <exp-dir>/<decoding-method>/.
+"""
+
+from icefall_kd.recipes.decode import main
+
+if __name__ == "__main__":
+    main(description=__doc__)

@@ -1,0 +1,121 @@
+"""Decode test sets with a trained transducer and write icefall's result files.
+
+Full-context, or simulated streaming (``--chunk-size``/``--left-context``: whole utterances
+with the chunked attention masks a streaming model was trained with).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import logging
+from pathlib import Path
+from typing import List, Optional, Sequence, Tuple
+
+import torch
+
+from icefall_kd.data.datamodule import AsrDataModule, DataConfig
+from icefall_kd.decoding.search import greedy_search, modified_beam_search
+from icefall_kd.decoding.wer import write_error_stats, write_recogs
+from icefall_kd.model.transducer import Transducer, TransducerConfig
+from icefall_kd.recipes.common import load_bpe
+from icefall_kd.training.checkpoint import load_checkpoint, model_state_for_decoding
+from icefall_kd.utils import setup_logging, str2bool
+
+
+def build_parser(description: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=description,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--exp-dir", type=Path, required=True)
+    parser.add_argument("--epoch", type=int, required=True, help="Use epoch-<N>.pt ...")
+    parser.add_argument("--avg", type=int, default=1,
+                        help="... averaged over the last --avg epochs ending at --epoch")
+    parser.add_argument("--use-averaged-model", type=str2bool, default=True,
+                        help="Average with the running averaged model (icefall's method) "
+                        "instead of a plain mean of epoch checkpoints")
+    parser.add_argument("--decoding-method", choices=["greedy_search", "modified_beam_search"],
+                        default="greedy_search")
+    parser.add_argument("--beam-size", type=int, default=4)
+    parser.add_argument("--max-sym-per-frame", type=int, default=1,
+                        help="Greedy search: symbols per 40 ms frame at most (sherpa-onnx's "
+                        "streaming greedy search emits at most 1)")
+    parser.add_argument("--chunk-size", type=int, default=-1,
+                        help="Simulated streaming: chunk size in encoder frames (40 ms); "
+                        "-1 = full context")
+    parser.add_argument("--left-context", type=int, default=-1,
+                        help="Simulated streaming: left context in encoder frames")
+    parser.add_argument("--lang-dir", type=Path, default=Path("data/lang_bpe_500"))
+    parser.add_argument("--test-sets", default="dev-clean test-clean test-other")
+    parser.add_argument("--res-dir", type=Path, default=None,
+                        help="Default: <exp-dir>/<decoding-method>")
+    DataConfig.add_arguments(parser)
+    return parser
+
+
+def result_suffix(args: argparse.Namespace) -> str:
+    suffix = f"epoch-{args.epoch}_avg-{args.avg}"
+    if args.chunk_size > 0:
+        suffix += f"_chunk-{args.chunk_size}_left-context-{args.left_context}"
+    if args.decoding_method == "modified_beam_search":
+        suffix += f"_beam-{args.beam_size}"
+    elif args.max_sym_per_frame != 1:
+        suffix += f"_max-sym-per-frame-{args.max_sym_per_frame}"
+    if args.use_averaged_model:
+        suffix += "_use-averaged-model"
+    return suffix
+
+
+def load_model(args: argparse.Namespace) -> Transducer:
+    config = load_checkpoint(args.exp_dir / f"epoch-{args.epoch}.pt")["model_config"]
+    model = Transducer(TransducerConfig.from_dict(config))
+    model.load_state_dict(
+        model_state_for_decoding(args.exp_dir, args.epoch, args.avg, args.use_averaged_model)
+    )
+    return model.eval()
+
+
+@torch.no_grad()
+def decode_dataset(model: Transducer, loader, sp, args) -> List[Tuple[str, List[str], List[str]]]:
+    results = []
+    for batch in loader:
+        features = batch["inputs"]
+        feature_lens = batch["supervisions"]["num_frames"]
+        encoder_out, encoder_lens = model.encoder(features, feature_lens, args.chunk_size,
+                                                  args.left_context)
+        if args.decoding_method == "greedy_search":
+            hyps = greedy_search(model, encoder_out, encoder_lens, args.max_sym_per_frame)
+        else:
+            hyps = modified_beam_search(model, encoder_out, encoder_lens, args.beam_size)
+        for cut, text, hyp in zip(batch["supervisions"]["cut"], batch["supervisions"]["text"], hyps):
+            results.append((cut.id, text.split(), sp.decode(hyp.tokens).split()))
+    return results
+
+
+def main(description: str = "", argv: Optional[Sequence[str]] = None) -> None:
+    args = build_parser(description or __doc__).parse_args(argv)
+    res_dir = args.res_dir or args.exp_dir / args.decoding_method
+    res_dir.mkdir(parents=True, exist_ok=True)
+    suffix = result_suffix(args)
+    setup_logging()
+    stamp = datetime.datetime.now().strftime("%Y-%m-%d-%H-%M-%S")
+    handler = logging.FileHandler(res_dir / f"log-decode-{suffix}-{stamp}")
+    handler.setFormatter(logging.getLogger().handlers[0].formatter)
+    logging.getLogger().addHandler(handler)
+    torch.set_num_threads(max(torch.get_num_threads(), 1))
+    model = load_model(args)
+    if args.chunk_size > 0 and not model.causal:
+        raise SystemExit("--chunk-size needs a streaming model; this one is full-context")
+    sp = load_bpe(args.lang_dir)
+    data = AsrDataModule(DataConfig.from_args(args))
+    for test_set in args.test_sets.split():
+        results = decode_dataset(model, data.eval_dataloader(data.cuts(test_set)), sp, args)
+        write_recogs(res_dir / f"recogs-{test_set}-{suffix}.txt", results)
+        stats = write_error_stats(res_dir / f"errs-{test_set}-{suffix}.txt",
+                                  f"{test_set}-{suffix}", results)
+        with open(res_dir / f"wer-summary-{test_set}-{suffix}.txt", "w") as f:
+            f.write(f"settings\tWER\n{args.decoding_method}\t{stats.wer:.2f}\n")
+        logging.info(
+            f"[{test_set}-{args.decoding_method}] %WER {stats.wer:.2f}% "
+            f"[{stats.errors} / {stats.ref_words}, {stats.insertions} ins, "
+            f"{stats.deletions} del, {stats.substitutions} sub ]"
+        )

@@ -1,0 +1,96 @@
+"""Train a transducer with the pruned RNN-T loss: the full-context teacher or the
+streaming baseline. The recipe folders' ``train.py`` call :func:`main`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from typing import Optional, Sequence
+
+from icefall_kd.data.datamodule import AsrDataModule, DataConfig
+from icefall_kd.data.fbank import feature_statistics
+from icefall_kd.data.filters import TrainingCutFilter
+from icefall_kd.recipes.common import add_model_arguments, load_bpe, new_model
+from icefall_kd.training.trainer import Trainer, TrainConfig, setup_distributed
+from icefall_kd.training.transducer_objective import (
+    ChunkChoice,
+    TransducerObjective,
+    parse_int_list,
+)
+from icefall_kd.utils import setup_logging
+
+
+def build_parser(description: str, streaming: bool) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=description,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_model_arguments(parser)
+    g = parser.add_argument_group("loss")
+    g.add_argument("--prune-range", type=int, default=5, help="Symbols kept per frame")
+    g.add_argument("--lm-scale", type=float, default=0.25, help="LM-only weight in the simple loss")
+    g.add_argument("--am-scale", type=float, default=0.0, help="AM-only weight in the simple loss")
+    g.add_argument("--simple-loss-scale", type=float, default=0.5,
+                   help="Weight of the simple loss after warm-up")
+    g.add_argument("--warm-step", type=int, default=1000,
+                   help="Batches over which the loss moves from simple to pruned")
+    g.add_argument("--ctc-loss-scale", type=float, default=0.2,
+                   help="Weight of the auxiliary CTC loss on the encoder (0 disables); it "
+                   "speeds up learning the alignment")
+    g.add_argument("--delay-penalty", type=float, default=0.0,
+                   help="Rewards earlier emission (k2's delay penalty); 0 disables")
+    s = parser.add_argument_group("streaming")
+    s.add_argument("--chunk-sizes", default="8,16,32,-1" if streaming else "-1",
+                   help="Chunk sizes in 40 ms encoder frames, one drawn per batch; -1 = full "
+                   "context. A single value trains with a fixed chunk")
+    s.add_argument("--left-contexts", default="16,32,64,-1" if streaming else "-1",
+                   help="Left contexts in encoder frames, one drawn per batch; -1 = unlimited")
+    s.add_argument("--valid-chunk-size", type=int, default=8 if streaming else -1,
+                   help="Chunk size used for the validation loss")
+    s.add_argument("--valid-left-context", type=int, default=32 if streaming else -1)
+    d = parser.add_argument_group("cuts")
+    d.add_argument("--train-parts", default="train-clean-100",
+                   help="Space-separated training parts under --manifest-dir")
+    d.add_argument("--valid-part", default="dev-clean")
+    d.add_argument("--min-seconds", type=float, default=1.0)
+    d.add_argument("--max-seconds", type=float, default=20.0)
+    DataConfig.add_arguments(parser)
+    TrainConfig.add_arguments(parser)
+    return parser
+
+
+def main(streaming: bool, description: str = "", argv: Optional[Sequence[str]] = None) -> None:
+    args = build_parser(description or __doc__, streaming).parse_args(argv)
+    setup_logging()
+    dist = setup_distributed()
+    sp = load_bpe(args.lang_dir)
+    model = new_model(args, sp, causal=streaming)
+    chunks = ChunkChoice(parse_int_list(args.chunk_sizes), parse_int_list(args.left_contexts),
+                         args.valid_chunk_size, args.valid_left_context)
+    if not streaming and any(c > 0 for c in chunks.chunk_sizes):
+        raise SystemExit("the full-context teacher cannot train with chunks; use the streaming recipe")
+    objective = TransducerObjective(sp, chunks, args.prune_range, args.lm_scale, args.am_scale,
+                                    args.simple_loss_scale, args.warm_step, args.delay_penalty,
+                                    args.ctc_loss_scale)
+    data = AsrDataModule(DataConfig.from_args(args))
+    keep = TrainingCutFilter(sp, args.min_seconds, args.max_seconds)
+    train_cuts = None
+    for part in args.train_parts.split():
+        cuts = data.cuts(part)
+        train_cuts = cuts if train_cuts is None else train_cuts + cuts
+    # Global CMVN from the training cuts (a fresh run only; a resumed one loads its buffers).
+    mean, std = feature_statistics(train_cuts)
+    model.encoder.embed.set_feature_stats(mean, std)
+    if dist.is_main:  # one counting pass, so the log says what the filter drops and why
+        for cut in train_cuts:
+            keep(cut)
+        keep.log_summary()
+    train_cuts = train_cuts.filter(TrainingCutFilter(sp, args.min_seconds, args.max_seconds))
+
+    def make_train_loader(sampler_state):
+        return data.train_dataloader(train_cuts, sampler_state, dist.world_size if dist.world_size > 1 else None,
+                                     dist.rank if dist.world_size > 1 else None)
+
+    valid_loader = data.eval_dataloader(data.cuts(args.valid_part)) if dist.is_main else None
+    trainer = Trainer(model, objective, TrainConfig.from_args(args), make_train_loader,
+                      valid_loader, model_config=model.config.to_dict(),
+                      args={k: str(v) for k, v in vars(args).items()}, dist=dist)
+    trainer.train()

@@ -1,0 +1,63 @@
+"""Collect decoding outputs (icefall's wer-summary files) and corpus statistics for
+RESULTS.md, so that every figure there is regenerated from files, never typed."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Tuple
+
+import numpy as np
+import sentencepiece as spm
+from lhotse import load_manifest_lazy
+
+_SUMMARY = re.compile(r"wer-summary-(?P<test_set>[a-z]+-[a-z]+)-(?P<suffix>.+)\.txt$")
+
+
+@dataclass(frozen=True)
+class DecodeKey:
+    exp_dir: str
+    method: str
+    suffix: str
+
+
+def collect_wers(exp_dirs: List[Path]) -> Dict[DecodeKey, Dict[str, float]]:
+    """{(exp dir, method, suffix): {test set: WER %}} from every wer-summary file."""
+    table: Dict[DecodeKey, Dict[str, float]] = {}
+    for exp_dir in exp_dirs:
+        for path in sorted(Path(exp_dir).glob("*/wer-summary-*.txt")):
+            match = _SUMMARY.search(path.name)
+            if not match:
+                continue
+            wer = float(path.read_text().splitlines()[1].split("\t")[1])
+            key = DecodeKey(str(exp_dir), path.parent.name, match.group("suffix"))
+            table.setdefault(key, {})[match.group("test_set")] = wer
+    return table
+
+
+def token_rate_statistics(supervisions_path: Path, sp: spm.SentencePieceProcessor,
+                          frame_seconds: float = 0.04) -> Dict[str, float]:
+    """How many BPE tokens per 40 ms encoder frame the speech needs, from exact word times.
+
+    Returns the mean over utterances of tokens per frame of speech (first word start to last
+    word end), and the share of words with more tokens than frames (those words cannot be
+    emitted with one symbol per frame unless tokens spill into neighbouring frames).
+    """
+    rates, words, dense_words = [], 0, 0
+    for sup in load_manifest_lazy(supervisions_path):
+        aligned = [w for w in (sup.alignment or {}).get("word", []) if w.symbol]
+        if not aligned:
+            continue
+        tokens = len(sp.encode(sup.text))
+        speech = aligned[-1].end - aligned[0].start
+        rates.append(tokens / max(speech / frame_seconds, 1.0))
+        for w in aligned:
+            words += 1
+            if len(sp.encode(w.symbol)) > max(w.duration / frame_seconds, 1.0):
+                dense_words += 1
+    return {
+        "mean_tokens_per_frame": float(np.mean(rates)) if rates else float("nan"),
+        "p99_tokens_per_frame": float(np.percentile(rates, 99)) if rates else float("nan"),
+        "share_of_words_denser_than_one_token_per_frame": dense_words / max(words, 1),
+    }

@@ -1,0 +1,88 @@
+"""The transducer objective of the teacher and the streaming baseline: pruned RNN-T loss
+with icefall's warm-up, and for streaming models dynamic chunk training (a random chunk
+size and left context per batch, full context among the choices)."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import List, Sequence, Tuple
+
+import sentencepiece as spm
+import torch
+from torch import nn
+
+from icefall_kd.loss.transducer_loss import warmup_loss_scales
+from icefall_kd.training.trainer import LossInfo
+
+
+def parse_int_list(text: str) -> List[int]:
+    """ "8,16,-1" -> [8, 16, -1]"""
+    return [int(x) for x in str(text).split(",") if x.strip()]
+
+
+@dataclass
+class ChunkChoice:
+    """Chunk sizes and left contexts in encoder frames (40 ms); -1 = full / unlimited."""
+
+    chunk_sizes: Sequence[int] = (-1,)
+    left_contexts: Sequence[int] = (-1,)
+    valid_chunk_size: int = -1
+    valid_left_context: int = -1
+
+    def sample(self, is_training: bool) -> Tuple[int, int]:
+        if not is_training:
+            return self.valid_chunk_size, self.valid_left_context
+        chunk = random.choice(list(self.chunk_sizes))
+        left = random.choice(list(self.left_contexts)) if chunk > 0 else -1
+        return chunk, left
+
+
+def batch_inputs(batch: dict, device: torch.device):
+    """(features (N, T, 80), feature_lens (N,), texts) from a K2SpeechRecognitionDataset
+    batch. Supervisions cover whole cuts here (LibriSpeech), so num_frames are lengths."""
+    features = batch["inputs"].to(device)
+    sup = batch["supervisions"]
+    feature_lens = sup["num_frames"].to(device)
+    return features, feature_lens, list(sup["text"])
+
+
+class TransducerObjective:
+    def __init__(self, sp: spm.SentencePieceProcessor, chunks: ChunkChoice,
+                 prune_range: int = 5, lm_scale: float = 0.25, am_scale: float = 0.0,
+                 simple_loss_scale: float = 0.5, warm_step: int = 2000,
+                 delay_penalty: float = 0.0, ctc_loss_scale: float = 0.0) -> None:
+        self.sp = sp
+        self.chunks = chunks
+        self.prune_range = prune_range
+        self.lm_scale = lm_scale
+        self.am_scale = am_scale
+        self.simple_loss_scale = simple_loss_scale
+        self.warm_step = warm_step
+        self.delay_penalty = delay_penalty
+        self.ctc_loss_scale = ctc_loss_scale
+
+    def __call__(self, model: nn.Module, batch: dict, batch_idx_train: int,
+                 is_training: bool) -> LossInfo:
+        device = next(model.parameters()).device
+        features, feature_lens, texts = batch_inputs(batch, device)
+        token_ids = self.sp.encode(texts, out_type=int)
+        chunk, left = self.chunks.sample(is_training)
+        loss, _, encoder_lens = model(
+            features, feature_lens, token_ids, chunk_size=chunk, left_context=left,
+            prune_range=self.prune_range, lm_scale=self.lm_scale, am_scale=self.am_scale,
+            delay_penalty=self.delay_penalty if is_training else 0.0,
+            with_ctc=self.ctc_loss_scale > 0,
+        )
+        simple_scale, pruned_scale = warmup_loss_scales(
+            batch_idx_train if is_training else self.warm_step, self.warm_step,
+            self.simple_loss_scale,
+        )
+        total = simple_scale * loss.simple_loss + pruned_scale * loss.pruned_loss
+        values = {"simple_loss": float(loss.simple_loss.detach()),
+                  "pruned_loss": float(loss.pruned_loss.detach())}
+        if loss.ctc_loss is not None:
+            total = total + self.ctc_loss_scale * loss.ctc_loss
+            values["ctc_loss"] = float(loss.ctc_loss.detach())
+        values["loss"] = float(total.detach())
+        return LossInfo(loss=total, frames=float(encoder_lens.sum()), values=values)

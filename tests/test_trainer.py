@@ -1,0 +1,142 @@
+"""The shared trainer: exact resume mid-epoch, non-finite batches, DDP with two CPU
+processes, checkpoint averaging and atomic checkpoint writes."""
+
+import logging
+import os
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from icefall_kd.data.datamodule import AsrDataModule, DataConfig
+from icefall_kd.model.transducer import build_transducer
+from icefall_kd.recipes.common import load_bpe
+from icefall_kd.training import checkpoint as ckpt
+from icefall_kd.training.trainer import LossInfo, Trainer, TrainConfig
+from icefall_kd.training.transducer_objective import ChunkChoice, TransducerObjective
+
+
+def _setup(recipe: Path, exp_dir: Path, num_epochs=2):
+    sp = load_bpe(recipe / "data" / "lang_bpe_200")
+    torch.manual_seed(0)
+    model = build_transducer("tiny", sp.get_piece_size(), causal=True)
+    objective = TransducerObjective(sp, ChunkChoice((2, 4, -1), (4, 8, -1), 4, 8), warm_step=5)
+    data = AsrDataModule(DataConfig(manifest_dir=recipe / "data" / "fbank", max_duration=40,
+                                    num_buckets=2, num_workers=0, drop_last=False))
+    cuts = data.cuts("train-clean-100")
+    config = TrainConfig(exp_dir=exp_dir, num_epochs=num_epochs, save_every_n=4,
+                         keep_last_k=2, average_period=2, log_interval=1000, tensorboard=False,
+                         warmup_batches=5)
+    return model, objective, data, cuts, config
+
+
+def _trainer(recipe, exp_dir, objective_wrapper=None):
+    model, objective, data, cuts, config = _setup(recipe, exp_dir)
+    return Trainer(model, objective_wrapper(objective) if objective_wrapper else objective,
+                   config, lambda state: data.train_dataloader(cuts, state), None,
+                   model_config=model.config.to_dict())
+
+
+def test_resume_after_a_crash_continues_exactly(prepared_tiny, tmp_path, monkeypatch):
+    monkeypatch.chdir(prepared_tiny)
+    straight = _trainer(prepared_tiny, tmp_path / "straight")
+    straight.train()
+
+    def crash_at_batch_11(objective):
+        def wrapped(model, batch, batch_idx_train, is_training):
+            if batch_idx_train == 11:
+                raise KeyboardInterrupt("simulated kill")
+            return objective(model, batch, batch_idx_train, is_training)
+        return wrapped
+
+    with pytest.raises(KeyboardInterrupt):
+        _trainer(prepared_tiny, tmp_path / "crashed", crash_at_batch_11).train()
+    saved = ckpt.batch_checkpoints(tmp_path / "crashed")
+    assert saved[0].name == "checkpoint-8.pt"  # 11 batches done: last save at 8
+    assert len(saved) == 2  # keep-last-k
+    resumed = _trainer(prepared_tiny, tmp_path / "crashed")
+    resumed.train()
+    assert resumed.batch_idx_train == straight.batch_idx_train > 11
+    a, b = straight.model.state_dict(), resumed.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a), "resumed run diverged"
+    assert all(torch.equal(straight.model_avg[k], resumed.model_avg[k]) for k in a)
+
+
+def test_non_finite_batches_are_skipped_then_training_stops(prepared_tiny, tmp_path,
+                                                            monkeypatch, caplog):
+    monkeypatch.chdir(prepared_tiny)
+
+    def nan_on_even(objective):
+        def wrapped(model, batch, batch_idx_train, is_training):
+            info = objective(model, batch, batch_idx_train, is_training)
+            if batch_idx_train % 2 == 0:
+                info.loss = info.loss * float("nan")
+            return info
+        return wrapped
+
+    caplog.set_level(logging.WARNING)
+    trainer = _trainer(prepared_tiny, tmp_path / "some-nan", nan_on_even)
+    trainer.train()  # alternate bad batches never reach the limit
+    warnings = [r.getMessage() for r in caplog.records if "non-finite" in r.getMessage()]
+    assert warnings and "Cuts: " in warnings[0] and "-" in warnings[0].split("Cuts: ")[1]
+    assert all(torch.isfinite(p).all() for p in trainer.model.parameters())
+
+    def always_nan(objective):
+        def wrapped(model, batch, batch_idx_train, is_training):
+            info = objective(model, batch, batch_idx_train, is_training)
+            info.loss = info.loss * float("inf")
+            return info
+        return wrapped
+
+    with pytest.raises(RuntimeError, match="in a row had a non-finite loss"):
+        _trainer(prepared_tiny, tmp_path / "all-nan", always_nan).train()
+
+
+def test_ddp_with_two_cpu_processes(prepared_tiny, tmp_path):
+    script = prepared_tiny / "transducer_streaming" / "train.py"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
+         "--master-port", "29517", str(script), "--exp-dir", str(tmp_path / "ddp"),
+         "--num-epochs", "1", "--model-preset", "tiny", "--lang-dir", "data/lang_bpe_200",
+         "--max-duration", "40", "--num-buckets", "2", "--num-workers", "0",
+         "--tensorboard", "false", "--drop-last", "false"],
+        cwd=prepared_tiny, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    state = ckpt.load_checkpoint(tmp_path / "ddp" / "epoch-1.pt")
+    assert state["batch_idx_train"] > 0
+    # Each rank saw about half of the cuts: fewer batches than one process would take.
+    assert "epoch 1 done" in result.stderr
+
+
+def test_running_average_equals_the_mean_over_updates():
+    torch.manual_seed(0)
+    states = [{"w": torch.randn(3, dtype=torch.float64)} for _ in range(12)]
+    avg = {"w": states[0]["w"].clone()}
+    snapshots = {}
+    period = 2
+    for batch in range(1, 13):
+        if batch % period == 0:
+            ckpt.update_averaged_model(avg, states[batch - 1], batch, period)
+        if batch in (4, 12):
+            snapshots[batch] = {"model_avg": {"w": avg["w"].clone()}, "batch_idx_train": batch}
+    between = ckpt.averaged_model_between(snapshots[4], snapshots[12])
+    expected = torch.stack([states[b - 1]["w"] for b in (6, 8, 10, 12)]).mean(0)
+    assert torch.allclose(between["w"], expected)
+
+
+def test_interrupted_checkpoint_write_leaves_no_file(tmp_path, monkeypatch):
+    real_save = torch.save
+
+    def dying_save(obj, path):
+        real_save(obj, path)
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", dying_save)
+    with pytest.raises(OSError):
+        ckpt.save_checkpoint(tmp_path / "epoch-1.pt", {"x": 1})
+    assert list(tmp_path.iterdir()) == []
