@@ -20,6 +20,7 @@ import torch
 from icefall_kd.loss.rnnt_backend import rnnt_backend
 from icefall_kd.loss.transducer_loss import pad_token_ids, pruned_transducer_loss
 from icefall_kd.model.transducer import build_transducer
+from icefall_kd.utils import HelpFormatter
 
 VOCAB = 500
 
@@ -47,7 +48,7 @@ def timed(fn, repeats=3):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+                                     formatter_class=HelpFormatter)
     parser.add_argument("--output", type=Path, default=None)
     args = parser.parse_args()
     torch.manual_seed(0)

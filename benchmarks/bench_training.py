@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Training throughput of a model preset: seconds of audio per second and peak memory,
+r"""Training throughput of a model preset: seconds of audio per second and peak memory,
 for the full-context teacher and the streaming model, on real batches of the prepared corpus.
 
 Usage (after prepare.sh; from the repository root):
@@ -23,6 +23,7 @@ from icefall_kd.data.datamodule import AsrDataModule, DataConfig
 from icefall_kd.model.transducer import build_transducer
 from icefall_kd.recipes.common import load_bpe
 from icefall_kd.training.transducer_objective import ChunkChoice, TransducerObjective
+from icefall_kd.utils import HelpFormatter
 
 
 def measure(model, objective, batches):
@@ -42,7 +43,7 @@ def measure(model, objective, batches):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+                                     formatter_class=HelpFormatter)
     parser.add_argument("--recipe-dir", type=Path, default=Path("egs/librispeech/ASR"))
     parser.add_argument("--preset", default="default")
     parser.add_argument("--lang-dir", default="data/lang_bpe_500")

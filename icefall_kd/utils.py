@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import logging
 import os
@@ -45,3 +46,7 @@ def str2bool(value: str) -> bool:
     if lowered in ("0", "false", "no", "n", "f"):
         return False
     raise ValueError(f"expected a boolean (true/false), got {value!r}")
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """--help keeps the script's Usage block as written and shows every default."""

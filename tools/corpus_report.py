@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from lhotse import load_manifest_lazy
+from icefall_kd.utils import HelpFormatter
 
 BEGIN, END = "<!-- corpus-report:begin -->", "<!-- corpus-report:end -->"
 
@@ -119,7 +120,7 @@ def render(recipe_dir: Path, repo_dir: Path) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+                                     formatter_class=HelpFormatter)
     parser.add_argument("--recipe-dir", type=Path, default=Path("egs/librispeech/ASR"))
     parser.add_argument("--update", type=Path, default=None,
                         help="A Markdown file whose corpus-report section is replaced")

@@ -20,12 +20,12 @@ from icefall_kd.decoding.wer import write_error_stats, write_recogs
 from icefall_kd.model.transducer import Transducer, TransducerConfig
 from icefall_kd.recipes.common import load_bpe
 from icefall_kd.training.checkpoint import load_checkpoint, model_state_for_decoding
-from icefall_kd.utils import setup_logging, str2bool
+from icefall_kd.utils import HelpFormatter, setup_logging, str2bool
 
 
 def build_parser(description: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=description,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+                                     formatter_class=HelpFormatter)
     parser.add_argument("--exp-dir", type=Path, required=True)
     parser.add_argument("--epoch", type=int, required=True, help="Use epoch-<N>.pt ...")
     parser.add_argument("--avg", type=int, default=1,

@@ -17,12 +17,12 @@ from icefall_kd.training.transducer_objective import (
     TransducerObjective,
     parse_int_list,
 )
-from icefall_kd.utils import setup_logging
+from icefall_kd.utils import HelpFormatter, setup_logging
 
 
 def build_parser(description: str, streaming: bool) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=description,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+                                     formatter_class=HelpFormatter)
     add_model_arguments(parser)
     g = parser.add_argument_group("loss")
     g.add_argument("--prune-range", type=int, default=5, help="Symbols kept per frame")

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""80-dim fbank features (sherpa-onnx's settings) for LibriSpeech parts, stored with lilcom.
+r"""80-dim fbank features (sherpa-onnx's settings) for LibriSpeech parts, stored with lilcom.
 
 Usage:
   ./local/compute_fbank.py --manifest-dir data/manifests --output-dir data/fbank \
@@ -7,18 +7,18 @@ Usage:
   ./local/compute_fbank.py --parts train-clean-100 --perturb-speed true
 
 Writes <output-dir>/librispeech_cuts_<part>.jsonl.gz and the feature archives beside it.
-"""
+r"""
 
 import argparse
 from pathlib import Path
 
 from icefall_kd.data.fbank import compute_fbank_for_part
-from icefall_kd.utils import setup_logging, str2bool
+from icefall_kd.utils import HelpFormatter, setup_logging, str2bool
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter
+        description=__doc__, formatter_class=HelpFormatter
     )
     parser.add_argument("--manifest-dir", type=Path, default=Path("data/manifests"))
     parser.add_argument("--output-dir", type=Path, default=Path("data/fbank"))

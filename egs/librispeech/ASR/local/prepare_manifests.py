@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""lhotse recording and supervision manifests for LibriSpeech parts, input checked first.
+r"""lhotse recording and supervision manifests for LibriSpeech parts, input checked first.
 
 Usage:
   ./local/prepare_manifests.py --corpus-dir download/LibriSpeech \
@@ -10,19 +10,19 @@ transcript, too short or too long utterances) is reported with the file it is in
 --on-bad-input skip (default) it is left out and listed in <output-dir>/rejected_<part>.txt;
 with --on-bad-input stop the script exits with the full list. Audio at another sample rate
 is kept and resampled to 16 kHz by the fbank stage.
-"""
+r"""
 
 import argparse
 import sys
 from pathlib import Path
 
 from icefall_kd.data.librispeech import BadCorpusInput, prepare_librispeech_part
-from icefall_kd.utils import setup_logging
+from icefall_kd.utils import HelpFormatter, setup_logging
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter
+        description=__doc__, formatter_class=HelpFormatter
     )
     parser.add_argument("--corpus-dir", type=Path, required=True,
                         help="The LibriSpeech folder (holding <part>/<speaker>/<chapter>/)")

@@ -14,12 +14,12 @@ from pathlib import Path
 
 from icefall_kd.corpus.profiles import PROFILES, get_profile
 from icefall_kd.corpus.synthesize import synthesize_corpus
-from icefall_kd.utils import setup_logging
+from icefall_kd.utils import HelpFormatter, setup_logging
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter
+        description=__doc__, formatter_class=HelpFormatter
     )
     parser.add_argument("--profile", choices=sorted(PROFILES), default="default",
                         help="Corpus size: tiny for tests, default for the recipe")

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Train a sentencepiece unigram model on the training transcripts.
+r"""Train a sentencepiece unigram model on the training transcripts.
 
 Usage:
   ./local/train_bpe_model.py --supervisions data/manifests/librispeech_supervisions_train-clean-100.jsonl.gz \
@@ -7,7 +7,7 @@ Usage:
 
 Writes transcript_words.txt, unigram_<V>.model, bpe.model and tokens.txt to --lang-dir,
 with <blk>=0, <sos/eos>=1, <unk>=2 as icefall and sherpa-onnx expect.
-"""
+r"""
 
 import argparse
 from pathlib import Path
@@ -15,12 +15,12 @@ from pathlib import Path
 from lhotse import load_manifest_lazy
 
 from icefall_kd.data.bpe import train_bpe_model, write_transcript_words
-from icefall_kd.utils import setup_logging
+from icefall_kd.utils import HelpFormatter, setup_logging
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter
+        description=__doc__, formatter_class=HelpFormatter
     )
     parser.add_argument("--supervisions", type=Path, nargs="+", required=True,
                         help="Supervision manifests whose text trains the model")

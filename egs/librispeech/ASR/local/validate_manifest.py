@@ -11,12 +11,12 @@ import sys
 from pathlib import Path
 
 from icefall_kd.data.validate import validate_cuts_manifest
-from icefall_kd.utils import setup_logging
+from icefall_kd.utils import HelpFormatter, setup_logging
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+                                     formatter_class=HelpFormatter)
     parser.add_argument("manifests", type=Path, nargs="+")
     args = parser.parse_args()
     setup_logging()

@@ -13,6 +13,7 @@ from pathlib import Path
 import sentencepiece as spm
 
 from icefall_kd.reporting.results import collect_wers, token_rate_statistics
+from icefall_kd.utils import HelpFormatter
 
 TEST_SETS = ("dev-clean", "test-clean", "test-other")
 MODELS = (("transducer_teacher/exp", "teacher (full context)"),
@@ -38,7 +39,7 @@ def describe(method: str, suffix: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+                                     formatter_class=HelpFormatter)
     parser.add_argument("--commands", type=Path, default=Path("exp-commands.txt"))
     parser.add_argument("--lang-dir", type=Path, default=Path("data/lang_bpe_500"))
     parser.add_argument("--output", type=Path, default=Path("RESULTS.md"))

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Decode dev-clean, test-clean and test-other with a model of this folder.
+r"""Decode dev-clean, test-clean and test-other with a model of this folder.
 
 Usage (from egs/librispeech/ASR):
   ./transducer_streaming/decode.py --exp-dir transducer_streaming/exp --epoch 4 --avg 2 --decoding-method greedy_search

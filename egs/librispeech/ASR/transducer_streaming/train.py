@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
-"""Train the streaming Conformer transducer (chunked attention, limited left context,
+r"""Train the streaming Conformer transducer (chunked attention, limited left context,
 causal convolution): the paper's "original streaming model" and the distillation student's
 starting point.
 
 Usage (from egs/librispeech/ASR):
-  ./transducer_streaming/train.py --exp-dir transducer_streaming/exp --num-epochs 6 \
-      --lang-dir data/lang_bpe_500 --max-duration 300
+  ./transducer_streaming/train.py --exp-dir transducer_streaming/exp --num-epochs 4 \
+      --lang-dir data/lang_bpe_500 --max-duration 150
 
 By default every batch draws a chunk size from --chunk-sizes 8,16,32,-1 (320 ms, 640 ms,
 1.28 s, full context) and a left context from --left-contexts 16,32,64,-1 (encoder frames

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
-"""Train the full-context (non-streaming) Conformer transducer: the distillation teacher.
+r"""Train the full-context (non-streaming) Conformer transducer: the distillation teacher.
 
 Usage (from egs/librispeech/ASR):
-  ./transducer_teacher/train.py --exp-dir transducer_teacher/exp --num-epochs 6 \
-      --lang-dir data/lang_bpe_500 --max-duration 300
+  ./transducer_teacher/train.py --exp-dir transducer_teacher/exp --num-epochs 4 \
+      --lang-dir data/lang_bpe_500 --max-duration 150
 
   # two processes (GPUs, or CPUs with gloo):
   torchrun --nproc-per-node 2 ./transducer_teacher/train.py --exp-dir transducer_teacher/exp
