@@ -44,7 +44,7 @@ def chunkwise(encoder, features, num_frames, chunk_size, left_context, pad_value
     return torch.cat(outputs, dim=1), torch.stack(lens).sum(0)
 
 
-@pytest.mark.parametrize("chunk_size,left_context", [(2, 4), (4, 8), (8, 16), (4, 0), (3, 5)])
+@pytest.mark.parametrize("chunk_size,left_context", [(2, 4), (4, 8), (8, 16), (8, 32), (16, 32), (4, 0), (3, 5)])
 def test_chunkwise_equals_simulated_streaming(chunk_size, left_context):
     encoder = _encoder()
     torch.manual_seed(1)
