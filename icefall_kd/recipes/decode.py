@@ -23,9 +23,7 @@ from icefall_kd.training.checkpoint import load_checkpoint, model_state_for_deco
 from icefall_kd.utils import HelpFormatter, setup_logging, str2bool
 
 
-def build_parser(description: str) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=description,
-                                     formatter_class=HelpFormatter)
+def add_checkpoint_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--exp-dir", type=Path, required=True)
     parser.add_argument("--epoch", type=int, required=True, help="Use epoch-<N>.pt ...")
     parser.add_argument("--avg", type=int, default=1,
@@ -33,6 +31,11 @@ def build_parser(description: str) -> argparse.ArgumentParser:
     parser.add_argument("--use-averaged-model", type=str2bool, default=True,
                         help="Average with the running averaged model (icefall's method) "
                         "instead of a plain mean of epoch checkpoints")
+
+
+def build_parser(description: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=description, formatter_class=HelpFormatter)
+    add_checkpoint_arguments(parser)
     parser.add_argument("--decoding-method", choices=["greedy_search", "modified_beam_search"],
                         default="greedy_search")
     parser.add_argument("--beam-size", type=int, default=4)
@@ -97,11 +100,7 @@ def main(description: str = "", argv: Optional[Sequence[str]] = None) -> None:
     res_dir.mkdir(parents=True, exist_ok=True)
     suffix = result_suffix(args)
     setup_logging()
-    stamp = datetime.datetime.now().strftime("%Y-%m-%d-%H-%M-%S")
-    handler = logging.FileHandler(res_dir / f"log-decode-{suffix}-{stamp}")
-    handler.setFormatter(logging.getLogger().handlers[0].formatter)
-    logging.getLogger().addHandler(handler)
-    torch.set_num_threads(max(torch.get_num_threads(), 1))
+    log_to_file(res_dir, suffix)
     model = load_model(args)
     if args.chunk_size > 0 and not model.causal:
         raise SystemExit("--chunk-size needs a streaming model; this one is full-context")
@@ -109,13 +108,26 @@ def main(description: str = "", argv: Optional[Sequence[str]] = None) -> None:
     data = AsrDataModule(DataConfig.from_args(args))
     for test_set in args.test_sets.split():
         results = decode_dataset(model, data.eval_dataloader(data.cuts(test_set)), sp, args)
-        write_recogs(res_dir / f"recogs-{test_set}-{suffix}.txt", results)
-        stats = write_error_stats(res_dir / f"errs-{test_set}-{suffix}.txt",
-                                  f"{test_set}-{suffix}", results)
-        with open(res_dir / f"wer-summary-{test_set}-{suffix}.txt", "w") as f:
-            f.write(f"settings\tWER\n{args.decoding_method}\t{stats.wer:.2f}\n")
-        logging.info(
-            f"[{test_set}-{args.decoding_method}] %WER {stats.wer:.2f}% "
-            f"[{stats.errors} / {stats.ref_words}, {stats.insertions} ins, "
-            f"{stats.deletions} del, {stats.substitutions} sub ]"
-        )
+        write_result_files(res_dir, test_set, suffix, args.decoding_method, results)
+
+
+def write_result_files(res_dir: Path, test_set: str, suffix: str, method: str,
+                       results: List[Tuple[str, List[str], List[str]]]):
+    """recogs-, errs- and wer-summary- files for one test set; logs icefall's WER line."""
+    write_recogs(res_dir / f"recogs-{test_set}-{suffix}.txt", results)
+    stats = write_error_stats(res_dir / f"errs-{test_set}-{suffix}.txt", f"{test_set}-{suffix}",
+                              results)
+    with open(res_dir / f"wer-summary-{test_set}-{suffix}.txt", "w") as f:
+        f.write(f"settings\tWER\n{method}\t{stats.wer:.2f}\n")
+    logging.info(
+        f"[{test_set}-{method}] %WER {stats.wer:.2f}% [{stats.errors} / {stats.ref_words}, "
+        f"{stats.insertions} ins, {stats.deletions} del, {stats.substitutions} sub ]"
+    )
+    return stats
+
+
+def log_to_file(res_dir: Path, suffix: str, name: str = "log-decode") -> None:
+    stamp = datetime.datetime.now().strftime("%Y-%m-%d-%H-%M-%S")
+    handler = logging.FileHandler(res_dir / f"{name}-{suffix}-{stamp}")
+    handler.setFormatter(logging.getLogger().handlers[0].formatter)
+    logging.getLogger().addHandler(handler)

@@ -1,0 +1,176 @@
+"""Chunk-by-chunk recognition of test sets from audio with a streaming transducer, with
+latency against reference word times and the real-time factor.
+
+Streams are decoded together (--num-decode-streams at a time); each takes its audio in
+pieces of --piece-seconds, features are computed online (kaldi-native-fbank) and the
+encoder runs chunk by chunk on cached states. Recordings at another sample rate are
+resampled to 16 kHz first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Optional, Sequence
+
+import torch
+
+from icefall_kd.data.datamodule import AsrDataModule, DataConfig
+from icefall_kd.data.fbank import SAMPLE_RATE
+from icefall_kd.recipes.common import load_bpe
+from icefall_kd.recipes.decode import (
+    add_checkpoint_arguments,
+    load_model,
+    log_to_file,
+    write_result_files,
+)
+from icefall_kd.streaming.latency import (
+    ENCODER_FRAME_SECONDS,
+    LatencySummary,
+    reference_word_starts,
+    symbol_delays,
+    word_start_frames,
+)
+from icefall_kd.streaming.recognizer import StreamingConfig, StreamingRecognizer
+from icefall_kd.utils import HelpFormatter, setup_logging
+
+
+def build_parser(description: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=description, formatter_class=HelpFormatter)
+    add_checkpoint_arguments(parser)
+    parser.add_argument("--decoding-method", choices=["greedy_search", "modified_beam_search"],
+                        default="greedy_search")
+    parser.add_argument("--beam-size", type=int, default=4)
+    parser.add_argument("--max-sym-per-frame", type=int, default=1)
+    parser.add_argument("--chunk-size", type=int, default=8,
+                        help="Chunk size in encoder frames (40 ms): 8 = 320 ms")
+    parser.add_argument("--left-context", type=int, default=32,
+                        help="Left context in encoder frames")
+    parser.add_argument("--num-decode-streams", type=int, default=50,
+                        help="Streams decoded together")
+    parser.add_argument("--piece-seconds", type=float, default=0.1,
+                        help="Audio arrives in pieces of this length")
+    parser.add_argument("--num-threads", type=int, default=1,
+                        help="CPU threads (the real-time factor is reported for this many)")
+    parser.add_argument("--lang-dir", type=Path, default=Path("data/lang_bpe_500"))
+    parser.add_argument("--test-sets", default="dev-clean test-clean test-other")
+    parser.add_argument("--res-dir", type=Path, default=None,
+                        help="Default: <exp-dir>/streaming/<decoding-method>")
+    DataConfig.add_arguments(parser)
+    return parser
+
+
+def streaming_suffix(args: argparse.Namespace) -> str:
+    suffix = f"epoch-{args.epoch}_avg-{args.avg}_chunk-{args.chunk_size}_left-context-{args.left_context}"
+    if args.decoding_method == "modified_beam_search":
+        suffix += f"_beam-{args.beam_size}"
+    if args.use_averaged_model:
+        suffix += "_use-averaged-model"
+    return suffix
+
+
+def decode_cuts(recognizer: StreamingRecognizer, cuts, sp, args):
+    """Returns (results for the WER files, per-utterance records, processing seconds,
+    audio seconds)."""
+    results, records = [], []
+    piece = int(args.piece_seconds * SAMPLE_RATE)
+    processing = audio_seconds = 0.0
+    batch = []
+
+    def run(batch):
+        nonlocal processing, audio_seconds
+        audios = [c.load_audio()[0] for c in batch]
+        started = time.perf_counter()
+        streams = [recognizer.create_stream(c.id) for c in batch]
+        longest = max(len(a) for a in audios)
+        for begin in range(0, longest, piece):
+            for stream, audio in zip(streams, audios):
+                if begin < len(audio):
+                    stream.accept_waveform(SAMPLE_RATE, audio[begin : begin + piece])
+                if begin + piece >= len(audio):
+                    stream.input_finished()
+            recognizer.decode_streams(streams)
+        recognizer.decode_until_done(streams)
+        processing += time.perf_counter() - started
+        for cut, audio, stream in zip(batch, audios, streams):
+            audio_seconds += len(audio) / SAMPLE_RATE
+            sup = cut.supervisions[0]
+            pieces = [sp.id_to_piece(t) for t in stream.hyp.tokens]
+            hyp_words = sp.decode(stream.hyp.tokens).split()
+            results.append((cut.id, sup.text.split(), hyp_words))
+            records.append({
+                "cut_id": cut.id,
+                "hyp_word_starts": [f * ENCODER_FRAME_SECONDS
+                                    for f in word_start_frames(pieces, stream.hyp.timestamps)],
+                "hyp_words": hyp_words,
+                "first_token_seconds": (stream.token_available_samples[0] / SAMPLE_RATE
+                                        if stream.token_available_samples else None),
+                "ref_words": sup.text.split(),
+                "ref_word_starts": reference_word_starts((sup.alignment or {}).get("word")),
+                "timestamps": [round(f * ENCODER_FRAME_SECONDS, 2) for f in stream.hyp.timestamps],
+            })
+
+    for cut in cuts:
+        if cut.sampling_rate != SAMPLE_RATE:
+            cut = cut.resample(SAMPLE_RATE)
+        batch.append(cut)
+        if len(batch) == args.num_decode_streams:
+            run(batch)
+            batch = []
+    if batch:
+        run(batch)
+    return results, records, processing, audio_seconds
+
+
+def latency_summary(records) -> dict:
+    first, first_vs_onset, delays = [], [], []
+    for r in records:
+        if r["first_token_seconds"] is not None:
+            first.append(r["first_token_seconds"])
+            if r["ref_word_starts"]:
+                first_vs_onset.append(r["first_token_seconds"] - r["ref_word_starts"][0])
+        if r["ref_word_starts"] and len(r["ref_word_starts"]) == len(r["ref_words"]):
+            delays += symbol_delays(r["ref_words"], r["ref_word_starts"], r["hyp_words"],
+                                    r["hyp_word_starts"])
+    return {
+        "first_token_latency": LatencySummary.of(first).__dict__,
+        "first_token_after_first_word_onset": LatencySummary.of(first_vs_onset).__dict__,
+        "symbol_delay": LatencySummary.of(delays).__dict__,
+        "symbol_delay_std_ms": float(torch.tensor(delays).std() * 1000) if len(delays) > 1 else float("nan"),
+    }
+
+
+def main(description: str = "", argv: Optional[Sequence[str]] = None) -> None:
+    args = build_parser(description or __doc__).parse_args(argv)
+    torch.set_num_threads(args.num_threads)
+    res_dir = args.res_dir or args.exp_dir / "streaming" / args.decoding_method
+    res_dir.mkdir(parents=True, exist_ok=True)
+    suffix = streaming_suffix(args)
+    setup_logging()
+    log_to_file(res_dir, suffix, "log-streaming-decode")
+    model = load_model(args)
+    recognizer = StreamingRecognizer(model, StreamingConfig(
+        args.chunk_size, args.left_context, args.decoding_method, args.max_sym_per_frame,
+        args.beam_size))
+    sp = load_bpe(args.lang_dir)
+    data = AsrDataModule(DataConfig.from_args(args))
+    for test_set in args.test_sets.split():
+        results, records, processing, audio = decode_cuts(recognizer, data.cuts(test_set), sp, args)
+        write_result_files(res_dir, test_set, suffix, args.decoding_method, results)
+        summary = latency_summary(records)
+        summary["real_time_factor"] = processing / max(audio, 1e-9)
+        summary["num_threads"] = args.num_threads
+        with open(res_dir / f"latency-{test_set}-{suffix}.json", "w") as f:
+            json.dump(summary, f, indent=2)
+        with open(res_dir / f"timestamps-{test_set}-{suffix}.jsonl", "w") as f:
+            for r in records:
+                f.write(json.dumps({"cut_id": r["cut_id"], "hyp": r["hyp_words"],
+                                    "token_times": r["timestamps"]}) + "\n")
+        logging.info(
+            f"[{test_set}] first token {LatencySummary(**summary['first_token_latency'])}; "
+            f"symbol delay {LatencySummary(**summary['symbol_delay'])}; "
+            f"RTF {summary['real_time_factor']:.3f} on {args.num_threads} thread(s)"
+        )
