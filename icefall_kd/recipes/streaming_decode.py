@@ -109,7 +109,9 @@ def decode_cuts(recognizer: StreamingRecognizer, cuts, sp, args):
                 "first_token_seconds": (stream.token_available_samples[0] / SAMPLE_RATE
                                         if stream.token_available_samples else None),
                 "ref_words": sup.text.split(),
-                "ref_word_starts": reference_word_starts((sup.alignment or {}).get("word")),
+                # Exact times where the corpus has them, else the teacher's alignment.
+                "ref_word_starts": reference_word_starts(
+                    (sup.alignment or {}).get("word") or (sup.alignment or {}).get("word_teacher")),
                 "timestamps": [round(f * ENCODER_FRAME_SECONDS, 2) for f in stream.hyp.timestamps],
             })
 
