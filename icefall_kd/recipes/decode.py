@@ -16,9 +16,13 @@ import torch
 
 from icefall_kd.data.datamodule import AsrDataModule, DataConfig
 from icefall_kd.decoding.search import greedy_search, modified_beam_search
+from icefall_kd.data.fbank import SAMPLE_RATE
 from icefall_kd.decoding.wer import write_error_stats, write_recogs
+from icefall_kd.model.subsampling import SUBSAMPLING_FACTOR, SUBSAMPLING_LOOKAHEAD_FRAMES
 from icefall_kd.model.transducer import Transducer, TransducerConfig
 from icefall_kd.recipes.common import load_bpe
+from icefall_kd.streaming.latency import utterance_record, write_latency_files
+from icefall_kd.streaming.recognizer import FRAME_END_OFFSET_SAMPLES, FRAME_SHIFT_SAMPLES
 from icefall_kd.training.checkpoint import load_checkpoint, model_state_for_decoding
 from icefall_kd.utils import HelpFormatter, setup_logging, str2bool
 
@@ -77,9 +81,24 @@ def load_model(args: argparse.Namespace) -> Transducer:
     return model.eval()
 
 
+def first_token_seconds(hyp, duration: float, chunk_size: int) -> Optional[float]:
+    """When the first token is available. Full context: only after the whole utterance.
+    Simulated streaming: once the audio of its chunk, look-ahead included, has arrived
+    (the same rule as chunk-wise recognition)."""
+    if not hyp.timestamps:
+        return None
+    if chunk_size <= 0:
+        return duration
+    chunk = hyp.timestamps[0] // chunk_size
+    last_frame = (chunk + 1) * chunk_size * SUBSAMPLING_FACTOR + SUBSAMPLING_LOOKAHEAD_FRAMES - 1
+    samples = last_frame * FRAME_SHIFT_SAMPLES + FRAME_END_OFFSET_SAMPLES
+    return min(samples / SAMPLE_RATE, duration)
+
+
 @torch.no_grad()
-def decode_dataset(model: Transducer, loader, sp, args) -> List[Tuple[str, List[str], List[str]]]:
-    results = []
+def decode_dataset(model: Transducer, loader, sp, args):
+    """Returns (results for the WER files, per-utterance latency records)."""
+    results, records = [], []
     for batch in loader:
         features = batch["inputs"]
         feature_lens = batch["supervisions"]["num_frames"]
@@ -89,9 +108,12 @@ def decode_dataset(model: Transducer, loader, sp, args) -> List[Tuple[str, List[
             hyps = greedy_search(model, encoder_out, encoder_lens, args.max_sym_per_frame)
         else:
             hyps = modified_beam_search(model, encoder_out, encoder_lens, args.beam_size)
-        for cut, text, hyp in zip(batch["supervisions"]["cut"], batch["supervisions"]["text"], hyps):
-            results.append((cut.id, text.split(), sp.decode(hyp.tokens).split()))
-    return results
+        for cut, hyp in zip(batch["supervisions"]["cut"], hyps):
+            record = utterance_record(cut, sp, hyp,
+                                      first_token_seconds(hyp, cut.duration, args.chunk_size))
+            results.append((cut.id, record["ref_words"], record["hyp_words"]))
+            records.append(record)
+    return results, records
 
 
 def main(description: str = "", argv: Optional[Sequence[str]] = None) -> None:
@@ -107,8 +129,9 @@ def main(description: str = "", argv: Optional[Sequence[str]] = None) -> None:
     sp = load_bpe(args.lang_dir)
     data = AsrDataModule(DataConfig.from_args(args))
     for test_set in args.test_sets.split():
-        results = decode_dataset(model, data.eval_dataloader(data.cuts(test_set)), sp, args)
+        results, records = decode_dataset(model, data.eval_dataloader(data.cuts(test_set)), sp, args)
         write_result_files(res_dir, test_set, suffix, args.decoding_method, results)
+        write_latency_files(res_dir, test_set, suffix, records)
 
 
 def write_result_files(res_dir: Path, test_set: str, suffix: str, method: str,

@@ -10,7 +10,6 @@ resampled to 16 kHz first.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import time
 from pathlib import Path
@@ -28,11 +27,10 @@ from icefall_kd.recipes.decode import (
     write_result_files,
 )
 from icefall_kd.streaming.latency import (
-    ENCODER_FRAME_SECONDS,
     LatencySummary,
-    reference_word_starts,
-    symbol_delays,
-    word_start_frames,
+    latency_summary,
+    utterance_record,
+    write_latency_files,
 )
 from icefall_kd.streaming.recognizer import StreamingConfig, StreamingRecognizer
 from icefall_kd.utils import HelpFormatter, setup_logging
@@ -97,23 +95,11 @@ def decode_cuts(recognizer: StreamingRecognizer, cuts, sp, args):
         processing += time.perf_counter() - started
         for cut, audio, stream in zip(batch, audios, streams):
             audio_seconds += len(audio) / SAMPLE_RATE
-            sup = cut.supervisions[0]
-            pieces = [sp.id_to_piece(t) for t in stream.hyp.tokens]
-            hyp_words = sp.decode(stream.hyp.tokens).split()
-            results.append((cut.id, sup.text.split(), hyp_words))
-            records.append({
-                "cut_id": cut.id,
-                "hyp_word_starts": [f * ENCODER_FRAME_SECONDS
-                                    for f in word_start_frames(pieces, stream.hyp.timestamps)],
-                "hyp_words": hyp_words,
-                "first_token_seconds": (stream.token_available_samples[0] / SAMPLE_RATE
-                                        if stream.token_available_samples else None),
-                "ref_words": sup.text.split(),
-                # Exact times where the corpus has them, else the teacher's alignment.
-                "ref_word_starts": reference_word_starts(
-                    (sup.alignment or {}).get("word") or (sup.alignment or {}).get("word_teacher")),
-                "timestamps": [round(f * ENCODER_FRAME_SECONDS, 2) for f in stream.hyp.timestamps],
-            })
+            first = (stream.token_available_samples[0] / SAMPLE_RATE
+                     if stream.token_available_samples else None)
+            record = utterance_record(cut, sp, stream.hyp, first)
+            results.append((cut.id, record["ref_words"], record["hyp_words"]))
+            records.append(record)
 
     for cut in cuts:
         if cut.sampling_rate != SAMPLE_RATE:
@@ -125,24 +111,6 @@ def decode_cuts(recognizer: StreamingRecognizer, cuts, sp, args):
     if batch:
         run(batch)
     return results, records, processing, audio_seconds
-
-
-def latency_summary(records) -> dict:
-    first, first_vs_onset, delays = [], [], []
-    for r in records:
-        if r["first_token_seconds"] is not None:
-            first.append(r["first_token_seconds"])
-            if r["ref_word_starts"]:
-                first_vs_onset.append(r["first_token_seconds"] - r["ref_word_starts"][0])
-        if r["ref_word_starts"] and len(r["ref_word_starts"]) == len(r["ref_words"]):
-            delays += symbol_delays(r["ref_words"], r["ref_word_starts"], r["hyp_words"],
-                                    r["hyp_word_starts"])
-    return {
-        "first_token_latency": LatencySummary.of(first).__dict__,
-        "first_token_after_first_word_onset": LatencySummary.of(first_vs_onset).__dict__,
-        "symbol_delay": LatencySummary.of(delays).__dict__,
-        "symbol_delay_std_ms": float(torch.tensor(delays).std() * 1000) if len(delays) > 1 else float("nan"),
-    }
 
 
 def main(description: str = "", argv: Optional[Sequence[str]] = None) -> None:
@@ -162,15 +130,9 @@ def main(description: str = "", argv: Optional[Sequence[str]] = None) -> None:
     for test_set in args.test_sets.split():
         results, records, processing, audio = decode_cuts(recognizer, data.cuts(test_set), sp, args)
         write_result_files(res_dir, test_set, suffix, args.decoding_method, results)
-        summary = latency_summary(records)
-        summary["real_time_factor"] = processing / max(audio, 1e-9)
-        summary["num_threads"] = args.num_threads
-        with open(res_dir / f"latency-{test_set}-{suffix}.json", "w") as f:
-            json.dump(summary, f, indent=2)
-        with open(res_dir / f"timestamps-{test_set}-{suffix}.jsonl", "w") as f:
-            for r in records:
-                f.write(json.dumps({"cut_id": r["cut_id"], "hyp": r["hyp_words"],
-                                    "token_times": r["timestamps"]}) + "\n")
+        summary = write_latency_files(res_dir, test_set, suffix, records,
+                                      {"real_time_factor": processing / max(audio, 1e-9),
+                                       "num_threads": args.num_threads})
         logging.info(
             f"[{test_set}] first token {LatencySummary(**summary['first_token_latency'])}; "
             f"symbol delay {LatencySummary(**summary['symbol_delay'])}; "

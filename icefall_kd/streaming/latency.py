@@ -11,6 +11,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+import json
+from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 import kaldialign
@@ -70,3 +72,56 @@ class LatencySummary:
 
 def reference_word_starts(alignment: Optional[list]) -> List[float]:
     return [item.start for item in (alignment or []) if item.symbol]
+
+
+def utterance_record(cut, sp, hyp, first_token_seconds: Optional[float]) -> dict:
+    """What latency and result files need about one decoded utterance. Reference word
+    times: exact where the corpus has them (alignment["word"]), else the teacher's
+    alignment (alignment["word_teacher"])."""
+    sup = cut.supervisions[0]
+    alignment = sup.alignment or {}
+    pieces = [sp.id_to_piece(t) for t in hyp.tokens]
+    return {
+        "cut_id": cut.id,
+        "ref_words": sup.text.split(),
+        "ref_word_starts": reference_word_starts(alignment.get("word") or alignment.get("word_teacher")),
+        "hyp_words": sp.decode(hyp.tokens).split(),
+        "hyp_word_starts": [f * ENCODER_FRAME_SECONDS
+                            for f in word_start_frames(pieces, hyp.timestamps)],
+        "first_token_seconds": first_token_seconds,
+        "token_times": [round(f * ENCODER_FRAME_SECONDS, 2) for f in hyp.timestamps],
+    }
+
+
+def latency_summary(records) -> dict:
+    first, first_vs_onset, delays = [], [], []
+    for r in records:
+        if r["first_token_seconds"] is not None:
+            first.append(r["first_token_seconds"])
+            if r["ref_word_starts"]:
+                first_vs_onset.append(r["first_token_seconds"] - r["ref_word_starts"][0])
+        if r["ref_word_starts"] and len(r["ref_word_starts"]) == len(r["ref_words"]):
+            delays += symbol_delays(r["ref_words"], r["ref_word_starts"], r["hyp_words"],
+                                    r["hyp_word_starts"])
+    return {
+        "first_token_latency": LatencySummary.of(first).__dict__,
+        "first_token_after_first_word_onset": LatencySummary.of(first_vs_onset).__dict__,
+        "symbol_delay": LatencySummary.of(delays).__dict__,
+        "symbol_delay_std_ms": float(np.std(delays) * 1000) if len(delays) > 1 else float("nan"),
+    }
+
+
+
+
+def write_latency_files(res_dir: Path, test_set: str, suffix: str, records: List[dict],
+                        extra: Optional[dict] = None) -> dict:
+    """latency-<set>-<suffix>.json (summary) and timestamps-<set>-<suffix>.jsonl."""
+    summary = latency_summary(records)
+    summary.update(extra or {})
+    with open(res_dir / f"latency-{test_set}-{suffix}.json", "w") as f:
+        json.dump(summary, f, indent=2)
+    with open(res_dir / f"timestamps-{test_set}-{suffix}.jsonl", "w") as f:
+        for r in records:
+            f.write(json.dumps({"cut_id": r["cut_id"], "hyp": r["hyp_words"],
+                                "token_times": r["token_times"]}) + "\n")
+    return summary
