@@ -3,10 +3,11 @@ RESULTS.md, so that every figure there is regenerated from files, never typed.""
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import sentencepiece as spm
@@ -20,20 +21,52 @@ class DecodeKey:
     exp_dir: str
     method: str
     suffix: str
+    chunkwise: bool  # streaming_decode.py (audio, chunk by chunk) rather than decode.py
+
+    @property
+    def res_dir(self) -> Path:
+        return Path(self.exp_dir) / ("streaming" if self.chunkwise else "") / self.method
 
 
 def collect_wers(exp_dirs: List[Path]) -> Dict[DecodeKey, Dict[str, float]]:
-    """{(exp dir, method, suffix): {test set: WER %}} from every wer-summary file."""
+    """{key: {test set: WER %}} from every wer-summary file of decode.py
+    (<exp>/<method>/) and streaming_decode.py (<exp>/streaming/<method>/)."""
     table: Dict[DecodeKey, Dict[str, float]] = {}
     for exp_dir in exp_dirs:
-        for path in sorted(Path(exp_dir).glob("*/wer-summary-*.txt")):
-            match = _SUMMARY.search(path.name)
-            if not match:
-                continue
-            wer = float(path.read_text().splitlines()[1].split("\t")[1])
-            key = DecodeKey(str(exp_dir), path.parent.name, match.group("suffix"))
-            table.setdefault(key, {})[match.group("test_set")] = wer
+        for pattern, chunkwise in (("*/wer-summary-*.txt", False),
+                                   ("streaming/*/wer-summary-*.txt", True)):
+            for path in sorted(Path(exp_dir).glob(pattern)):
+                match = _SUMMARY.search(path.name)
+                if not match:
+                    continue
+                wer = float(path.read_text().splitlines()[1].split("\t")[1])
+                key = DecodeKey(str(exp_dir), path.parent.name, match.group("suffix"), chunkwise)
+                table.setdefault(key, {})[match.group("test_set")] = wer
     return table
+
+
+def read_latency(key: DecodeKey, test_set: str) -> Optional[dict]:
+    path = key.res_dir / f"latency-{test_set}-{key.suffix}.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def read_hyps(key: DecodeKey, test_set: str) -> Dict[str, str]:
+    """{cut id: hypothesis line} from a recogs- file."""
+    path = key.res_dir / f"recogs-{test_set}-{key.suffix}.txt"
+    hyps = {}
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            cut_id, _, rest = line.partition(":\t")
+            if rest.startswith("hyp="):
+                hyps[cut_id] = rest[4:]
+    return hyps
+
+
+def identical_share(a: Dict[str, str], b: Dict[str, str]) -> Optional[float]:
+    common = set(a) & set(b)
+    if not common:
+        return None
+    return sum(a[k] == b[k] for k in common) / len(common)
 
 
 def token_rate_statistics(supervisions_path: Path, sp: spm.SentencePieceProcessor,

@@ -19,15 +19,19 @@
 #   --parallel-training B     [true] train the teacher and the baseline side by side, one
 #                             CPU thread each (on a 2-core CPU this beats one after the other
 #                             with two threads each); false: one after the other
-#   --stage N / --stop-stage N [0 / 4]
+#   --stage N / --stop-stage N [0 / 6]
 #
 # Stages:
 #   0  data: prepare.sh (corpus, manifests, fbank, BPE, validation)
 #   1  train the full-context teacher      -> transducer_teacher/exp
 #   2  train the streaming baseline        -> transducer_streaming/exp
-#   3  decode both (greedy with 1 and 3 symbols per frame, modified beam search)
-#   4  RESULTS.md from the decoding outputs (local/write_results.py)
-# The distillation stages, chunk-wise streaming decoding and export come with later issues.
+#   3  decode both (greedy with 1 and 3 symbols per frame, modified beam search); the
+#      baseline in simulated streaming
+#   4  teacher forced alignment of the test sets (reference word times where a corpus has
+#      none; on the embedded corpus, the aligner's error against the exact times)
+#   5  chunk-wise recognition from audio with the baseline (latency, real-time factor)
+#   6  RESULTS.md (local/write_results.py)
+# The distillation stages and export come with later issues.
 set -eou pipefail
 
 profile=default
@@ -42,7 +46,7 @@ decode_chunk=8
 decode_left_context=32
 parallel_training=true
 stage=0
-stop_stage=4
+stop_stage=6
 
 cd "$(dirname "$0")"
 . local/parse_options.sh
@@ -66,7 +70,7 @@ lang_dir=data/lang_bpe_$vocab
 commands=exp-commands.txt
 
 run_logged() {
-  echo "$*" >> "$commands"
+  printf '%q ' "$@" | sed 's/ $//' >> "$commands"; echo >> "$commands"
   "$@"
 }
 
@@ -93,8 +97,8 @@ run_stage2=$([ $stage -le 2 ] && [ $stop_stage -ge 2 ] && echo 1 || true)
 if [ "$parallel_training" = true ] && [ -n "$run_stage1" ] && [ -n "$run_stage2" ]; then
   log "Stages 1 and 2: teacher and streaming baseline side by side (logs: */exp/train.log)"
   mkdir -p transducer_teacher/exp transducer_streaming/exp
-  echo "OMP_NUM_THREADS=1 ${teacher_cmd[*]} &" >> "$commands"
-  echo "OMP_NUM_THREADS=1 ${baseline_cmd[*]} &" >> "$commands"
+  { printf 'OMP_NUM_THREADS=1 '; printf '%q ' "${teacher_cmd[@]}"; echo '&'; } >> "$commands"
+  { printf 'OMP_NUM_THREADS=1 '; printf '%q ' "${baseline_cmd[@]}"; echo '&'; echo wait; } >> "$commands"
   OMP_NUM_THREADS=1 "${teacher_cmd[@]}" > transducer_teacher/exp/train.log 2>&1 & teacher_pid=$!
   OMP_NUM_THREADS=1 "${baseline_cmd[@]}" > transducer_streaming/exp/train.log 2>&1 & baseline_pid=$!
   status=0
@@ -127,7 +131,22 @@ if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
 fi
 
 if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
-  log "Stage 4: RESULTS.md"
+  log "Stage 4: teacher forced alignment of the test sets"
+  run_logged ./transducer_teacher/align.py --exp-dir transducer_teacher/exp --epoch "$num_epochs" \
+    --avg "$avg" --lang-dir "$lang_dir" --parts "test-clean test-other"
+fi
+
+if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
+  log "Stage 5: chunk-wise recognition from audio"
+  for method in greedy_search modified_beam_search; do
+    run_logged ./transducer_streaming/streaming_decode.py --exp-dir transducer_streaming/exp \
+      --epoch "$num_epochs" --avg "$avg" --lang-dir "$lang_dir" --decoding-method "$method" \
+      --chunk-size "$decode_chunk" --left-context "$decode_left_context" --num-threads 1
+  done
+fi
+
+if [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then
+  log "Stage 6: RESULTS.md"
   ./local/write_results.py --commands "$commands" --lang-dir "$lang_dir" --output RESULTS.md
   cat RESULTS.md
 fi
