@@ -1,0 +1,89 @@
+#!/usr/bin/env python3
+r"""Real-time factor of chunk-wise recognition from audio on one CPU thread, against
+simulated streaming (whole utterances, masked attention) on the same utterances and model.
+
+Usage (after run.sh has trained the baseline; from the repository root):
+  .venv/bin/python benchmarks/bench_streaming_rtf.py --recipe-dir egs/librispeech/ASR \
+      --exp-dir transducer_streaming/exp --epoch 4 --avg 2 [--utterances 100] \
+      [--output benchmarks/results/streaming_rtf.md]
+
+RTF = processing seconds / audio seconds (greedy search, chunk 320 ms, left context 1.28 s,
+audio fed in 0.1 s pieces, 50 streams decoded together, features included).
+"""
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+import torch
+
+from icefall_kd.data.fbank import SAMPLE_RATE, make_fbank_extractor
+from icefall_kd.decoding.search import greedy_search
+from icefall_kd.recipes.decode import load_model
+from icefall_kd.streaming.recognizer import StreamingConfig, StreamingRecognizer
+from icefall_kd.utils import HelpFormatter
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
+    parser.add_argument("--recipe-dir", type=Path, default=Path("egs/librispeech/ASR"))
+    parser.add_argument("--exp-dir", type=Path, default=Path("transducer_streaming/exp"))
+    parser.add_argument("--epoch", type=int, required=True)
+    parser.add_argument("--avg", type=int, default=2)
+    parser.add_argument("--use-averaged-model", type=bool, default=True)
+    parser.add_argument("--utterances", type=int, default=100)
+    parser.add_argument("--chunk-size", type=int, default=8)
+    parser.add_argument("--left-context", type=int, default=32)
+    parser.add_argument("--output", type=Path, default=None)
+    args = parser.parse_args()
+    output = args.output.resolve() if args.output else None
+    os.chdir(args.recipe_dir)
+    torch.set_num_threads(1)
+    from lhotse import load_manifest_lazy
+
+    model = load_model(args)
+    cuts = [c for _, c in zip(range(args.utterances),
+                              load_manifest_lazy("data/fbank/librispeech_cuts_test-clean.jsonl.gz"))]
+    audios = [c.load_audio()[0] for c in cuts]
+    audio_seconds = sum(len(a) for a in audios) / SAMPLE_RATE
+
+    recognizer = StreamingRecognizer(model, StreamingConfig(args.chunk_size, args.left_context))
+    piece = SAMPLE_RATE // 10
+    start = time.perf_counter()
+    for begin_utt in range(0, len(audios), 50):
+        group = audios[begin_utt : begin_utt + 50]
+        streams = [recognizer.create_stream(str(i)) for i in range(len(group))]
+        for begin in range(0, max(len(a) for a in group), piece):
+            for stream, audio in zip(streams, group):
+                if begin < len(audio):
+                    stream.accept_waveform(SAMPLE_RATE, audio[begin : begin + piece])
+                if begin + piece >= len(audio):
+                    stream.input_finished()
+            recognizer.decode_streams(streams)
+        recognizer.decode_until_done(streams)
+    chunkwise = time.perf_counter() - start
+
+    start = time.perf_counter()
+    extractor = make_fbank_extractor()
+    with torch.no_grad():
+        for audio in audios:
+            feats = torch.from_numpy(extractor.extract(audio, SAMPLE_RATE)).unsqueeze(0)
+            enc, lens = model.encoder(feats, torch.tensor([feats.shape[1]]), args.chunk_size,
+                                      args.left_context)
+            greedy_search(model, enc, lens)
+    simulated = time.perf_counter() - start
+    text = (f"{len(audios)} test-clean utterances, {audio_seconds:.0f} s of audio, 1 thread, "
+            f"greedy search, chunk {args.chunk_size * 40} ms, left context {args.left_context * 40} ms.\n\n"
+            "| mode | RTF |\n|---|---:|\n"
+            f"| chunk-wise from audio (0.1 s pieces, 50 streams) | {chunkwise / audio_seconds:.4f} |\n"
+            f"| simulated streaming (whole utterances, one at a time) | {simulated / audio_seconds:.4f} |\n"
+            f"| ratio chunk-wise / simulated | {chunkwise / simulated:.2f} |\n")
+    print(text)
+    if output:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
