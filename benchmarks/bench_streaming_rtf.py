@@ -52,16 +52,7 @@ def main() -> None:
     piece = SAMPLE_RATE // 10
     start = time.perf_counter()
     for begin_utt in range(0, len(audios), 50):
-        group = audios[begin_utt : begin_utt + 50]
-        streams = [recognizer.create_stream(str(i)) for i in range(len(group))]
-        for begin in range(0, max(len(a) for a in group), piece):
-            for stream, audio in zip(streams, group):
-                if begin < len(audio):
-                    stream.accept_waveform(SAMPLE_RATE, audio[begin : begin + piece])
-                if begin + piece >= len(audio):
-                    stream.input_finished()
-            recognizer.decode_streams(streams)
-        recognizer.decode_until_done(streams)
+        recognizer.recognize(audios[begin_utt : begin_utt + 50], piece_samples=piece)
     chunkwise = time.perf_counter() - start
 
     start = time.perf_counter()

@@ -36,19 +36,9 @@ def _simulated(model, samples, chunk, left, method="greedy_search"):
 
 
 def _chunkwise(recognizer, utterances, piece_samples=1234):
-    streams = [recognizer.create_stream(name) for name, _ in utterances]
-    # Audio arrives in pieces; decode whenever streams are ready, as a server would.
-    longest = max(len(samples) for _, samples in utterances)
-    for begin in range(0, longest, piece_samples):
-        for stream, (_, samples) in zip(streams, utterances):
-            piece = samples[begin : begin + piece_samples]
-            if len(piece):
-                stream.accept_waveform(16000, piece)
-            if begin + piece_samples >= len(samples):
-                stream.input_finished()
-        recognizer.decode_streams(streams)
-    recognizer.decode_until_done(streams)
-    return streams
+    # Odd piece sizes: audio arrives in pieces that do not line up with frames or chunks.
+    return recognizer.recognize([a for _, a in utterances], [n for n, _ in utterances],
+                                piece_samples)
 
 
 @pytest.mark.parametrize("chunk,left", [(4, 16), (8, 32), (2, 8)])

@@ -37,25 +37,31 @@ def add_checkpoint_arguments(parser: argparse.ArgumentParser) -> None:
                         "instead of a plain mean of epoch checkpoints")
 
 
-def build_parser(description: str) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=description, formatter_class=HelpFormatter)
-    add_checkpoint_arguments(parser)
+def add_search_arguments(parser: argparse.ArgumentParser, res_dir_default: str) -> None:
+    """Search, vocabulary, test sets and output folder: shared by decode.py and
+    streaming_decode.py."""
     parser.add_argument("--decoding-method", choices=["greedy_search", "modified_beam_search"],
                         default="greedy_search")
     parser.add_argument("--beam-size", type=int, default=4)
     parser.add_argument("--max-sym-per-frame", type=int, default=1,
                         help="Greedy search: symbols per 40 ms frame at most (sherpa-onnx's "
                         "streaming greedy search emits at most 1)")
+    parser.add_argument("--lang-dir", type=Path, default=Path("data/lang_bpe_500"))
+    parser.add_argument("--test-sets", default="dev-clean test-clean test-other")
+    parser.add_argument("--res-dir", type=Path, default=None,
+                        help=f"Default: {res_dir_default}")
+    DataConfig.add_arguments(parser)
+
+
+def build_parser(description: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=description, formatter_class=HelpFormatter)
+    add_checkpoint_arguments(parser)
     parser.add_argument("--chunk-size", type=int, default=-1,
                         help="Simulated streaming: chunk size in encoder frames (40 ms); "
                         "-1 = full context")
     parser.add_argument("--left-context", type=int, default=-1,
                         help="Simulated streaming: left context in encoder frames")
-    parser.add_argument("--lang-dir", type=Path, default=Path("data/lang_bpe_500"))
-    parser.add_argument("--test-sets", default="dev-clean test-clean test-other")
-    parser.add_argument("--res-dir", type=Path, default=None,
-                        help="Default: <exp-dir>/<decoding-method>")
-    DataConfig.add_arguments(parser)
+    add_search_arguments(parser, "<exp-dir>/<decoding-method>")
     return parser
 
 

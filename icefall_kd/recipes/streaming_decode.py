@@ -22,6 +22,7 @@ from icefall_kd.data.fbank import SAMPLE_RATE
 from icefall_kd.recipes.common import load_bpe
 from icefall_kd.recipes.decode import (
     add_checkpoint_arguments,
+    add_search_arguments,
     load_model,
     log_to_file,
     write_result_files,
@@ -39,10 +40,6 @@ from icefall_kd.utils import HelpFormatter, setup_logging
 def build_parser(description: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=description, formatter_class=HelpFormatter)
     add_checkpoint_arguments(parser)
-    parser.add_argument("--decoding-method", choices=["greedy_search", "modified_beam_search"],
-                        default="greedy_search")
-    parser.add_argument("--beam-size", type=int, default=4)
-    parser.add_argument("--max-sym-per-frame", type=int, default=1)
     parser.add_argument("--chunk-size", type=int, default=8,
                         help="Chunk size in encoder frames (40 ms): 8 = 320 ms")
     parser.add_argument("--left-context", type=int, default=32,
@@ -53,11 +50,7 @@ def build_parser(description: str) -> argparse.ArgumentParser:
                         help="Audio arrives in pieces of this length")
     parser.add_argument("--num-threads", type=int, default=1,
                         help="CPU threads (the real-time factor is reported for this many)")
-    parser.add_argument("--lang-dir", type=Path, default=Path("data/lang_bpe_500"))
-    parser.add_argument("--test-sets", default="dev-clean test-clean test-other")
-    parser.add_argument("--res-dir", type=Path, default=None,
-                        help="Default: <exp-dir>/streaming/<decoding-method>")
-    DataConfig.add_arguments(parser)
+    add_search_arguments(parser, "<exp-dir>/streaming/<decoding-method>")
     return parser
 
 
@@ -82,16 +75,7 @@ def decode_cuts(recognizer: StreamingRecognizer, cuts, sp, args):
         nonlocal processing, audio_seconds
         audios = [c.load_audio()[0] for c in batch]
         started = time.perf_counter()
-        streams = [recognizer.create_stream(c.id) for c in batch]
-        longest = max(len(a) for a in audios)
-        for begin in range(0, longest, piece):
-            for stream, audio in zip(streams, audios):
-                if begin < len(audio):
-                    stream.accept_waveform(SAMPLE_RATE, audio[begin : begin + piece])
-                if begin + piece >= len(audio):
-                    stream.input_finished()
-            recognizer.decode_streams(streams)
-        recognizer.decode_until_done(streams)
+        streams = recognizer.recognize(audios, [c.id for c in batch], piece)
         processing += time.perf_counter() - started
         for cut, audio, stream in zip(batch, audios, streams):
             audio_seconds += len(audio) / SAMPLE_RATE

@@ -204,3 +204,22 @@ class StreamingRecognizer:
         """For streams whose input is complete: decode until every one is done."""
         while any(self.is_ready(s) for s in streams):
             self.decode_streams(streams)
+
+    def recognize(self, audios: List[np.ndarray], stream_ids: Optional[List[str]] = None,
+                  piece_samples: int = 1600) -> List[Stream]:
+        """Recognises whole recordings as if they arrived live: every stream gets its next
+        ``piece_samples`` samples in turn, and ready streams are decoded after each round."""
+        stream_ids = stream_ids or [str(i) for i in range(len(audios))]
+        streams = [self.create_stream(i) for i in stream_ids]
+        longest = max((len(a) for a in audios), default=0)
+        for begin in range(0, longest, piece_samples):
+            for stream, audio in zip(streams, audios):
+                if begin < len(audio):
+                    stream.accept_waveform(SAMPLE_RATE, audio[begin : begin + piece_samples])
+                if begin + piece_samples >= len(audio):
+                    stream.input_finished()
+            self.decode_streams(streams)
+        for stream in streams:
+            stream.input_finished()  # empty recordings
+        self.decode_until_done(streams)
+        return streams

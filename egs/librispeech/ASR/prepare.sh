@@ -45,10 +45,6 @@ cd "$(dirname "$0")"
 . local/parse_options.sh
 . local/setup_env.sh
 
-log() {
-  local fname=${BASH_SOURCE[1]##*/}
-  echo -e "$(date '+%Y-%m-%d %H:%M:%S') (${fname}:${BASH_LINENO[0]}:${FUNCNAME[1]}) $*"
-}
 
 # Wall time of each stage goes to data/timings.tsv (read by tools/corpus_report.py).
 stage_started=0

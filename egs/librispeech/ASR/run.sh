@@ -52,10 +52,6 @@ cd "$(dirname "$0")"
 . local/parse_options.sh
 . local/setup_env.sh
 
-log() {
-  local fname=${BASH_SOURCE[1]##*/}
-  echo -e "$(date '+%Y-%m-%d %H:%M:%S') (${fname}:${BASH_LINENO[0]}:${FUNCNAME[1]}) $*"
-}
 
 if [ "$profile" = tiny ]; then
   vocab=200; model_preset=${model_preset:-tiny}; num_epochs=${num_epochs:-2}; avg=${avg:-1}
