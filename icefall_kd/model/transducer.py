@@ -125,6 +125,8 @@ class Transducer(nn.Module):
 PRESETS = {
     "tiny": dict(encoder=dict(d_model=64, num_layers=2, num_heads=2, ff_dim=128, conv_kernel=7,
                               max_relative_distance=32), decoder_dim=64, joiner_dim=64),
+    "small": dict(encoder=dict(d_model=96, num_layers=4, num_heads=4, ff_dim=384, conv_kernel=15),
+                  decoder_dim=128, joiner_dim=128),
     "default": dict(encoder=dict(d_model=144, num_layers=6, num_heads=4, ff_dim=576,
                                  conv_kernel=15), decoder_dim=256, joiner_dim=256),
     "paper": dict(encoder=dict(d_model=256, num_layers=12, num_heads=4, ff_dim=1024,
