@@ -13,7 +13,8 @@
 #   --profile tiny|default     [default] size of the embedded corpus
 #   --dl-dir DIR               [download/tts-<profile> or download] where LibriSpeech/ lives
 #   --parts "P1 P2 ..."        [train-clean-100 dev-clean test-clean test-other]
-#   --vocab-sizes "V1 V2"      [500; 200 for the tiny profile]
+#   --vocab-sizes "V1 V2"      [tts: "500 100" (run.sh trains with 100), 200 for the tiny profile;
+#                              librispeech: 500]
 #   --perturb-speed true|false [false for tts, true for librispeech] 0.9/1.1 copies of train
 #   --on-bad-input skip|stop   [skip] what the manifest stage does with bad utterances
 #   --nj N                     [2] parallel jobs
@@ -61,7 +62,7 @@ fi
 case "$corpus" in
   tts) dl_dir=${dl_dir:-$PWD/download/tts-$profile}
        perturb_speed=${perturb_speed:-false}
-       [ ${#vocab_sizes[@]} -gt 0 ] || { [ "$profile" = tiny ] && vocab_sizes=(200) || vocab_sizes=(500); } ;;
+       [ ${#vocab_sizes[@]} -gt 0 ] || { [ "$profile" = tiny ] && vocab_sizes=(200) || vocab_sizes=(500 100); } ;;
   librispeech) dl_dir=${dl_dir:-$PWD/download}
        perturb_speed=${perturb_speed:-true}
        [ ${#vocab_sizes[@]} -gt 0 ] || vocab_sizes=(500) ;;
