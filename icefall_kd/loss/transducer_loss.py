@@ -31,6 +31,8 @@ class TransducerLossOutput:
     boundary: torch.Tensor
     symbols: torch.Tensor
     ctc_loss: Optional[torch.Tensor] = None
+    decoder_out: Optional[torch.Tensor] = None  # (B, S + 1, decoder_dim), for distillation
+    encoder_layers: Optional[List[torch.Tensor]] = None  # every layer's (B, T, D) output
 
 
 def _at_least_float32(x: torch.Tensor) -> torch.Tensor:
@@ -93,7 +95,8 @@ def pruned_transducer_loss(
             logits=_at_least_float32(logits), symbols=symbols, ranges=ranges, termination_symbol=blank,
             boundary=boundary, delay_penalty=delay_penalty, reduction="sum",
         )
-    return TransducerLossOutput(simple_loss, pruned_loss, ranges, logits, boundary, symbols)
+    return TransducerLossOutput(simple_loss, pruned_loss, ranges, logits, boundary, symbols,
+                                decoder_out=decoder_out)
 
 
 def ctc_loss(model: Transducer, encoder_out: torch.Tensor, encoder_lens: torch.Tensor,

@@ -103,19 +103,23 @@ class Transducer(nn.Module):
     def forward(self, features: torch.Tensor, feature_lens: torch.Tensor, token_ids,
                 chunk_size: int = -1, left_context: int = -1, prune_range: int = 5,
                 lm_scale: float = 0.25, am_scale: float = 0.0, delay_penalty: float = 0.0,
-                with_ctc: bool = False):
+                with_ctc: bool = False, return_layers: bool = False):
         """Encoder plus pruned RNN-T loss (and CTC with ``with_ctc``) in one call, so DDP
         sees one forward.
 
         features: (N, T_in, 80); feature_lens: (N,); token_ids: N lists of BPE ids.
         Returns (TransducerLossOutput, encoder_out (N, T, D), encoder_lens (N,)); the loss
-        output's ``ctc_loss`` is a sum over the batch, or None.
+        output's ``ctc_loss`` is a sum over the batch, or None; with ``return_layers`` its
+        ``encoder_layers`` holds every encoder layer's output (for hidden-layer distillation).
         """
         from icefall_kd.loss.transducer_loss import ctc_loss, pruned_transducer_loss
 
-        encoder_out, encoder_lens = self.encoder(features, feature_lens, chunk_size, left_context)
+        encoder_out, encoder_lens, layers = self.encoder(features, feature_lens, chunk_size,
+                                                         left_context, return_layers=True)
         loss = pruned_transducer_loss(self, encoder_out, encoder_lens, token_ids, prune_range,
                                       lm_scale, am_scale, delay_penalty)
+        if return_layers:
+            loss.encoder_layers = layers
         if with_ctc:
             loss.ctc_loss = ctc_loss(self, encoder_out, encoder_lens, token_ids)
         return loss, encoder_out, encoder_lens

@@ -4,7 +4,6 @@ streaming baseline. The recipe folders' ``train.py`` call :func:`main`."""
 from __future__ import annotations
 
 import argparse
-import logging
 from typing import Optional, Sequence
 
 from icefall_kd.data.datamodule import AsrDataModule, DataConfig
@@ -57,33 +56,33 @@ def build_parser(description: str, streaming: bool) -> argparse.ArgumentParser:
     return parser
 
 
-def main(streaming: bool, description: str = "", argv: Optional[Sequence[str]] = None) -> None:
-    args = build_parser(description or __doc__, streaming).parse_args(argv)
-    setup_logging()
-    dist = setup_distributed()
-    sp = load_bpe(args.lang_dir)
-    model = new_model(args, sp, causal=streaming)
-    chunks = ChunkChoice(parse_int_list(args.chunk_sizes), parse_int_list(args.left_contexts),
-                         args.valid_chunk_size, args.valid_left_context)
-    if not streaming and any(c > 0 for c in chunks.chunk_sizes):
-        raise SystemExit("the full-context teacher cannot train with chunks; use the streaming recipe")
-    objective = TransducerObjective(sp, chunks, args.prune_range, args.lm_scale, args.am_scale,
-                                    args.simple_loss_scale, args.warm_step, args.delay_penalty,
-                                    args.ctc_loss_scale)
-    data = AsrDataModule(DataConfig.from_args(args))
+def training_cuts(args, data: AsrDataModule, sp, dist):
+    """The filtered training cuts of ``--train-parts`` (the filter's counts logged once)."""
     keep = TrainingCutFilter(sp, args.min_seconds, args.max_seconds)
     train_cuts = None
     for part in args.train_parts.split():
         cuts = data.cuts(part)
         train_cuts = cuts if train_cuts is None else train_cuts + cuts
-    # Global CMVN from the training cuts (a fresh run only; a resumed one loads its buffers).
-    mean, std = feature_statistics(train_cuts)
-    model.encoder.embed.set_feature_stats(mean, std)
     if dist.is_main:  # one counting pass, so the log says what the filter drops and why
         for cut in train_cuts:
             keep(cut)
         keep.log_summary()
-    train_cuts = train_cuts.filter(TrainingCutFilter(sp, args.min_seconds, args.max_seconds))
+    return train_cuts.filter(TrainingCutFilter(sp, args.min_seconds, args.max_seconds))
+
+
+def chunk_choice(args) -> ChunkChoice:
+    return ChunkChoice(parse_int_list(args.chunk_sizes), parse_int_list(args.left_contexts),
+                       args.valid_chunk_size, args.valid_left_context)
+
+
+def transducer_objective(args, sp) -> TransducerObjective:
+    return TransducerObjective(sp, chunk_choice(args), args.prune_range, args.lm_scale,
+                               args.am_scale, args.simple_loss_scale, args.warm_step,
+                               args.delay_penalty, args.ctc_loss_scale)
+
+
+def run_trainer(args, model, objective, data: AsrDataModule, train_cuts, dist) -> None:
+    """Builds the loaders and runs the shared :class:`Trainer`."""
 
     def make_train_loader(sampler_state):
         return data.train_dataloader(train_cuts, sampler_state, dist.world_size if dist.world_size > 1 else None,
@@ -94,3 +93,20 @@ def main(streaming: bool, description: str = "", argv: Optional[Sequence[str]] =
                       valid_loader, model_config=model.config.to_dict(),
                       args={k: str(v) for k, v in vars(args).items()}, dist=dist)
     trainer.train()
+
+
+def main(streaming: bool, description: str = "", argv: Optional[Sequence[str]] = None) -> None:
+    args = build_parser(description or __doc__, streaming).parse_args(argv)
+    setup_logging()
+    dist = setup_distributed()
+    sp = load_bpe(args.lang_dir)
+    model = new_model(args, sp, causal=streaming)
+    objective = transducer_objective(args, sp)
+    if not streaming and any(c > 0 for c in objective.chunks.chunk_sizes):
+        raise SystemExit("the full-context teacher cannot train with chunks; use the streaming recipe")
+    data = AsrDataModule(DataConfig.from_args(args))
+    train_cuts = training_cuts(args, data, sp, dist)
+    # Global CMVN from the training cuts (a fresh run only; a resumed one loads its buffers).
+    mean, std = feature_statistics(train_cuts)
+    model.encoder.embed.set_feature_stats(mean, std)
+    run_trainer(args, model, objective, data, train_cuts, dist)

@@ -89,6 +89,14 @@ def averaged_model_between(start: dict, end: dict) -> Dict[str, torch.Tensor]:
     return out
 
 
+TRAINING_ONLY_PREFIXES = ("kd_projections.",)
+
+
+def without_training_only(state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    """Drops weights that exist only for training (distillation projections)."""
+    return {k: v for k, v in state.items() if not k.startswith(TRAINING_ONLY_PREFIXES)}
+
+
 def model_state_for_decoding(exp_dir: Path, epoch: int, avg: int,
                              use_averaged_model: bool) -> Dict[str, torch.Tensor]:
     """The weights ``decode.py --epoch E --avg A [--use-averaged-model]`` means."""
@@ -97,8 +105,8 @@ def model_state_for_decoding(exp_dir: Path, epoch: int, avg: int,
         end = load_checkpoint(exp_dir / f"epoch-{epoch}.pt")
         if epoch - avg <= 0:
             # From the start of training: the running average is exactly that.
-            return end["model_avg"]
+            return without_training_only(end["model_avg"])
         start = load_checkpoint(exp_dir / f"epoch-{epoch - avg}.pt")
-        return averaged_model_between(start, end)
+        return without_training_only(averaged_model_between(start, end))
     paths = [exp_dir / f"epoch-{e}.pt" for e in range(epoch - avg + 1, epoch + 1)]
-    return average_state_dicts([load_checkpoint(p)["model"] for p in paths])
+    return without_training_only(average_state_dicts([load_checkpoint(p)["model"] for p in paths]))

@@ -62,18 +62,24 @@ class TransducerObjective:
         self.delay_penalty = delay_penalty
         self.ctc_loss_scale = ctc_loss_scale
 
-    def __call__(self, model: nn.Module, batch: dict, batch_idx_train: int,
-                 is_training: bool) -> LossInfo:
+    def forward_student(self, model: nn.Module, batch: dict, is_training: bool,
+                        return_layers: bool = False):
+        """The model's forward pass on a batch: (features, feature_lens, token_ids,
+        TransducerLossOutput, encoder_out, encoder_lens)."""
         device = next(model.parameters()).device
         features, feature_lens, texts = batch_inputs(batch, device)
         token_ids = self.sp.encode(texts, out_type=int)
         chunk, left = self.chunks.sample(is_training)
-        loss, _, encoder_lens = model(
+        loss, encoder_out, encoder_lens = model(
             features, feature_lens, token_ids, chunk_size=chunk, left_context=left,
             prune_range=self.prune_range, lm_scale=self.lm_scale, am_scale=self.am_scale,
             delay_penalty=self.delay_penalty if is_training else 0.0,
-            with_ctc=self.ctc_loss_scale > 0,
+            with_ctc=self.ctc_loss_scale > 0, return_layers=return_layers,
         )
+        return features, feature_lens, token_ids, loss, encoder_out, encoder_lens
+
+    def combine(self, loss, batch_idx_train: int, is_training: bool):
+        """(total transducer loss, {name: sum}) with icefall's warm-up of the two scales."""
         simple_scale, pruned_scale = warmup_loss_scales(
             batch_idx_train if is_training else self.warm_step, self.warm_step,
             self.simple_loss_scale,
@@ -84,5 +90,11 @@ class TransducerObjective:
         if loss.ctc_loss is not None:
             total = total + self.ctc_loss_scale * loss.ctc_loss
             values["ctc_loss"] = float(loss.ctc_loss.detach())
+        return total, values
+
+    def __call__(self, model: nn.Module, batch: dict, batch_idx_train: int,
+                 is_training: bool) -> LossInfo:
+        *_, loss, _, encoder_lens = self.forward_student(model, batch, is_training)
+        total, values = self.combine(loss, batch_idx_train, is_training)
         values["loss"] = float(total.detach())
         return LossInfo(loss=total, frames=float(encoder_lens.sum()), values=values)

@@ -1,0 +1,111 @@
+"""The two distillation losses of the paper: hidden-layer MSE (stage 1) and KL between
+output distributions on transducer lattice nodes (stage 2).
+
+Both are sums over the batch on the transducer loss's per-frame scale, so the trainer's
+division by the number of encoder frames applies to them as it does to the RNN-T loss.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import torch
+from torch import nn
+
+from icefall_kd.distill.smoothing import (
+    SmoothingConfig,
+    at_least_float32,
+    power_log_softmax,
+    smoothed_teacher,
+)
+
+KD_NODE_SETS = ("pruned", "full")
+KD_CLASSES = ("vocab", "collapsed3")
+
+
+def frame_mask(lengths: torch.Tensor, num_frames: int) -> torch.Tensor:
+    """(N,) lengths -> (N, T) True on valid frames."""
+    return torch.arange(num_frames, device=lengths.device).unsqueeze(0) < lengths.unsqueeze(1)
+
+
+def hidden_mse(student: Sequence[torch.Tensor], teacher: Sequence[torch.Tensor],
+               lengths: torch.Tensor,
+               projections: Optional[Sequence[Optional[nn.Module]]] = None) -> torch.Tensor:
+    """sum_pairs sum_{b, t < T_b} mean_d (P(h_s) - h_t)^2.
+
+    student, teacher: equally long lists of (N, T, D_s) and (N, T, D_t) hidden states
+    (teacher ones already detached); projections: per pair a module mapping D_s -> D_t, or
+    None where the dimensions match. Frames past ``lengths`` contribute nothing.
+    """
+    if len(student) != len(teacher):
+        raise ValueError(f"{len(student)} student layers but {len(teacher)} teacher layers")
+    total = student[0].new_zeros(())
+    for i, (h_s, h_t) in enumerate(zip(student, teacher)):
+        proj = projections[i] if projections is not None else None
+        if proj is not None:
+            h_s = proj(h_s)
+        if h_s.shape != h_t.shape:
+            raise ValueError(f"layer pair {i}: student {tuple(h_s.shape)} vs teacher "
+                             f"{tuple(h_t.shape)}; give a projection when dimensions differ")
+        mask = frame_mask(lengths, h_s.shape[1]).unsqueeze(-1)
+        diff = (at_least_float32(h_s) - at_least_float32(h_t)) * mask
+        total = total + diff.pow(2).mean(-1).sum()
+    return total
+
+
+def collapse_to_three(log_probs: torch.Tensor, next_symbol: torch.Tensor,
+                      has_next: torch.Tensor, blank_id: int = 0) -> torch.Tensor:
+    """(..., V) log-probs -> (..., 3) log-probs of {next label y_{u+1}, blank, the rest}
+    (Panchapagesan et al., 2021). next_symbol: (...) label at each node; has_next: (...)
+    False at u = U_b, where there is no next label (its probability is 0)."""
+    lp = at_least_float32(log_probs)
+    log_y = lp.gather(-1, next_symbol.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+    log_y = torch.where(has_next, log_y, torch.full_like(log_y, -1e4))
+    log_blank = lp[..., blank_id]
+    # log(1 - p_y - p_blank), kept finite where the two take all the mass.
+    log_rest = torch.log1p(-torch.stack([log_y, log_blank], -1).logsumexp(-1).exp()
+                           .clamp(max=1 - 1e-6))
+    out = torch.stack([log_y, log_blank, log_rest], -1)
+    return out - out.logsumexp(-1, keepdim=True)
+
+
+def lattice_kd(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
+               node_mask: torch.Tensor, smoothing: SmoothingConfig, hinton: bool = False,
+               collapse: Optional[dict] = None):
+    """KL(q || r) summed over the batch, averaged over the valid nodes of each frame.
+
+    student_logits, teacher_logits: (B, T, U, V) joiner outputs at the same lattice nodes
+    (U = the pruned range or the full symbol axis); node_mask: (B, T, U) True at nodes with
+    t < T_b and u <= U_b. q is the power-transformed teacher; r the student, transformed with
+    the same exponent in Hinton mode (and the KL scaled by 1/a^2 there). ``collapse``: dict
+    with ``next_symbol``, ``has_next`` (B, T, U) and ``blank_id`` for the 3-class variant.
+
+    Returns (loss, stats) with stats the mean exponent and mean teacher entropies before
+    and after smoothing over valid nodes (for logs).
+    """
+    teacher_lp = at_least_float32(teacher_logits.detach()).log_softmax(-1)
+    student_lp = at_least_float32(student_logits).log_softmax(-1)
+    if collapse is not None:
+        teacher_lp = collapse_to_three(teacher_lp, **collapse)
+        student_lp = collapse_to_three(student_lp, **collapse)
+    with torch.no_grad():
+        log_q, alpha = smoothed_teacher(teacher_lp, node_mask, smoothing)
+    scale = torch.ones_like(alpha)
+    if hinton:
+        student_lp = power_log_softmax(student_lp, alpha)
+        scale = alpha.pow(-2)
+    kl = (log_q.exp() * (log_q - student_lp)).sum(-1)  # (B, T, U)
+    # where, not a product: a masked node adds nothing to the loss or the gradient.
+    kl = torch.where(node_mask, kl * scale, torch.zeros_like(kl))
+    per_frame = kl.sum(-1) / node_mask.sum(-1).clamp(min=1).to(kl.dtype)
+    loss = per_frame.sum()
+    with torch.no_grad():
+        valid = node_mask
+        stats = {
+            "kd_alpha": float(alpha[valid].mean()) if valid.any() else 1.0,
+            "kd_teacher_entropy": float((-(teacher_lp.exp() * teacher_lp).sum(-1))[valid].mean())
+            if valid.any() else 0.0,
+            "kd_target_entropy": float((-(log_q.exp() * log_q).sum(-1))[valid].mean())
+            if valid.any() else 0.0,
+        }
+    return loss, stats

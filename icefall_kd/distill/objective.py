@@ -1,0 +1,243 @@
+"""The distillation objective of both stages (and of the one-stage and single-stage
+ablations): the student's transducer loss plus a hidden-layer MSE and/or an output-layer
+KL against the frozen teacher.
+
+    L = s_trans * L_trans + s_hidden * L_MSE + s_output(batch) * L_KD
+
+Stage 1 is s_hidden > 0, s_output = 0; stage 2 is s_output > 0 (s_hidden = 0 by default);
+the one-stage "hierarchical KD" ablation sets both.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, field
+from typing import List, Optional, Tuple
+
+import torch
+from torch import nn
+
+from icefall_kd.distill.losses import KD_CLASSES, KD_NODE_SETS, hidden_mse, lattice_kd
+from icefall_kd.distill.smoothing import ALPHA_MODES, GRANULARITIES, SmoothingConfig
+from icefall_kd.distill.teacher import (
+    FrozenTeacher,
+    load_exported_targets,
+    resolve_layer,
+    teacher_ranges,
+)
+from icefall_kd.loss.rnnt_backend import rnnt_backend
+from icefall_kd.training.trainer import LossInfo
+from icefall_kd.training.transducer_objective import TransducerObjective
+from icefall_kd.utils import str2bool
+
+
+def parse_layer_pairs(text: str) -> List[Tuple[int, int]]:
+    """ "-1:-1" or "1:1,3:3" -> [(student_layer, teacher_layer), ...]; -1 = encoder output."""
+    pairs = []
+    for item in str(text).split(","):
+        if not item.strip():
+            continue
+        try:
+            s, t = item.split(":")
+            pairs.append((int(s), int(t)))
+        except ValueError:
+            raise ValueError(f"bad layer pair {item!r} in {text!r}: write student:teacher, "
+                             "e.g. -1:-1 or 1:1,3:3") from None
+    if not pairs:
+        raise ValueError("--hidden-kd-layers is empty")
+    return pairs
+
+
+@dataclass
+class DistillConfig:
+    transducer_loss_scale: float = 1.0
+    hidden_kd_scale: float = 0.0
+    hidden_kd_layers: str = "-1:-1"
+    output_kd_scale: float = 0.0
+    output_kd_warm_step: int = 0
+    kd_nodes: str = "pruned"
+    kd_classes: str = "vocab"
+    kd_ranges_from: str = "student"
+    kd_hinton: bool = False
+    teacher_targets: str = "online"
+    smoothing: SmoothingConfig = field(default_factory=SmoothingConfig)
+
+    def __post_init__(self) -> None:
+        for name, value, allowed in [("kd_nodes", self.kd_nodes, KD_NODE_SETS),
+                                     ("kd_classes", self.kd_classes, KD_CLASSES),
+                                     ("kd_ranges_from", self.kd_ranges_from, ("student", "teacher")),
+                                     ("teacher_targets", self.teacher_targets, ("online", "exported"))]:
+            if value not in allowed:
+                raise ValueError(f"--{name.replace('_', '-')} {value!r}: choose from {allowed}")
+        if self.hidden_kd_scale <= 0 and self.output_kd_scale <= 0:
+            raise ValueError("neither --hidden-kd-scale nor --output-kd-scale is positive: "
+                             "nothing to distil (use the streaming recipe for plain training)")
+        if self.teacher_targets == "exported" and self.output_kd_scale > 0 and self.kd_ranges_from == "teacher":
+            raise ValueError("--kd-ranges-from teacher needs the teacher's simple heads on its "
+                             "encoder output; it works with exported targets only through "
+                             "--teacher-targets online")
+
+    @staticmethod
+    def add_arguments(parser: argparse.ArgumentParser) -> None:
+        g = parser.add_argument_group("distillation")
+        g.add_argument("--transducer-loss-scale", type=float, default=1.0,
+                       help="Weight of the student's own pruned RNN-T loss (0: distillation only)")
+        g.add_argument("--hidden-kd-scale", type=float, default=0.0,
+                       help="Stage 1: weight of the MSE between student and teacher encoder outputs")
+        g.add_argument("--hidden-kd-layers", default="-1:-1",
+                       help="student:teacher layer pairs for the MSE, 0-based, -1 = encoder output")
+        g.add_argument("--output-kd-scale", type=float, default=0.0,
+                       help="Stage 2: weight of KL(smoothed teacher || student) on lattice nodes")
+        g.add_argument("--output-kd-warm-step", type=int, default=0,
+                       help="Batches over which the output KD weight rises linearly from 0")
+        g.add_argument("--kd-nodes", choices=KD_NODE_SETS, default="pruned",
+                       help="pruned: the band of the pruned RNN-T loss; full: every (t, u) node "
+                       "(memory B*T*U*V: small cases only)")
+        g.add_argument("--kd-classes", choices=KD_CLASSES, default="vocab",
+                       help="vocab: full output distribution; collapsed3: {next label, blank, "
+                       "rest} (Panchapagesan et al. 2021, a baseline)")
+        g.add_argument("--kd-ranges-from", choices=["student", "teacher"], default="student",
+                       help="Whose simple loss picks the pruned nodes")
+        g.add_argument("--kd-hinton", type=str2bool, default=False,
+                       help="Transform the student with the same exponent and scale the KL by "
+                       "1/a^2 (Hinton's KD); default: only the teacher is transformed")
+        g.add_argument("--teacher-targets", choices=["online", "exported"], default="online",
+                       help="online: teacher encoder in the same step on the same input; "
+                       "exported: hidden states stored with the cuts (see --targets-dir)")
+        g.add_argument("--kd-alpha-mode", choices=ALPHA_MODES, default="entropy_floor",
+                       help="How the teacher's power (1/temperature) is chosen per node")
+        g.add_argument("--kd-entropy-floor", type=float, default=0.5,
+                       help="entropy_floor: smooth nodes whose teacher entropy is below this (nats)")
+        g.add_argument("--kd-maxprob-cap", type=float, default=0.9,
+                       help="maxprob_cap: the largest teacher probability after smoothing")
+        g.add_argument("--kd-kappa", type=float, default=1.0,
+                       help="confidence_temperature: temperature = 1 + kappa * max prob")
+        g.add_argument("--kd-temperature", type=float, default=2.0, help="fixed: the temperature")
+        g.add_argument("--kd-alpha-min", type=float, default=0.05,
+                       help="Smallest power (largest temperature) an adaptive rule may use")
+        g.add_argument("--kd-granularity", choices=GRANULARITIES, default="node",
+                       help="One power per lattice node, per frame or per utterance (the "
+                       "smallest over the nodes it covers)")
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> "DistillConfig":
+        smoothing = SmoothingConfig(mode=args.kd_alpha_mode, entropy_floor=args.kd_entropy_floor,
+                                    maxprob_cap=args.kd_maxprob_cap, kappa=args.kd_kappa,
+                                    temperature=args.kd_temperature, alpha_min=args.kd_alpha_min,
+                                    granularity=args.kd_granularity)
+        names = [f for f in cls.__dataclass_fields__ if f != "smoothing"]
+        return cls(smoothing=smoothing, **{f: getattr(args, f) for f in names})
+
+
+class DistillationObjective:
+    """Callable objective for :class:`~icefall_kd.training.trainer.Trainer`.
+
+    ``projections``: optional modules mapping student to teacher dimensions per layer pair;
+    they must be trained, so the caller registers them on the student (``kd_projections``).
+    """
+
+    def __init__(self, transducer: TransducerObjective, teacher: FrozenTeacher,
+                 config: DistillConfig) -> None:
+        self.transducer = transducer
+        self.teacher = teacher
+        self.config = config
+        self.layer_pairs = parse_layer_pairs(config.hidden_kd_layers)
+        num_t = teacher.num_layers
+        self.teacher_layers = [resolve_layer(t, num_t) for _, t in self.layer_pairs]
+        self._teacher_device: Optional[torch.device] = None
+
+    def output_kd_weight(self, batch_idx_train: int, is_training: bool) -> float:
+        warm = self.config.output_kd_warm_step
+        if not is_training or warm <= 0 or batch_idx_train >= warm:
+            return self.config.output_kd_scale
+        return self.config.output_kd_scale * batch_idx_train / warm
+
+    def _teacher_hidden(self, batch: dict, features, feature_lens, student_lens):
+        """(teacher encoder output or None, {layer: (N, T, D)})."""
+        if self.config.teacher_targets == "online":
+            enc_t, lens_t, layers_t = self.teacher.encode(features, feature_lens)
+            if not torch.equal(lens_t, student_lens):
+                raise RuntimeError("teacher and student encoders subsample differently; "
+                                   "distillation needs frame-aligned encoders")
+            return enc_t, {i: layers_t[i] for i in set(self.teacher_layers)}
+        cuts = batch["supervisions"]["cut"]
+        final = self.teacher.num_layers - 1
+        wanted = set(self.teacher_layers) | ({final} if self.config.output_kd_scale > 0 else set())
+        stored = load_exported_targets(cuts, sorted(wanted), student_lens, features.device)
+        return stored.get(final), stored
+
+    def __call__(self, model: nn.Module, batch: dict, batch_idx_train: int,
+                 is_training: bool) -> LossInfo:
+        cfg = self.config
+        student = getattr(model, "module", model)
+        if self._teacher_device != next(student.parameters()).device:
+            self._teacher_device = next(student.parameters()).device
+            self.teacher.to(self._teacher_device)
+        features, feature_lens, token_ids, loss, enc_s, lens = self.transducer.forward_student(
+            model, batch, is_training, return_layers=cfg.hidden_kd_scale > 0)
+        frames = float(lens.sum())
+        trans_total, values = self.transducer.combine(loss, batch_idx_train, is_training)
+        total = cfg.transducer_loss_scale * trans_total
+        enc_t, hidden_t = self._teacher_hidden(batch, features, feature_lens, lens)
+
+        if cfg.hidden_kd_scale > 0:
+            num_s = len(loss.encoder_layers)
+            h_s = [loss.encoder_layers[resolve_layer(s, num_s)] for s, _ in self.layer_pairs]
+            h_t = [hidden_t[t] for t in self.teacher_layers]
+            projections = getattr(student, "kd_projections", None)
+            mse = hidden_mse(h_s, h_t, lens, projections)
+            total = total + cfg.hidden_kd_scale * mse
+            values["hidden_mse"] = float(mse.detach())
+
+        weight = self.output_kd_weight(batch_idx_train, is_training)
+        if cfg.output_kd_scale > 0:
+            kd, stats = self._output_kd(student, enc_s, lens, enc_t, loss)
+            total = total + weight * kd
+            values["output_kd"] = float(kd.detach())
+            values.update({k: v * frames for k, v in stats.items()})  # logs divide by frames
+        values["loss"] = float(total.detach())
+        return LossInfo(loss=total, frames=frames, values=values)
+
+    def _output_kd(self, student, enc_s, lens, enc_t, loss):
+        cfg = self.config
+        teacher = self.teacher.model
+        backend = rnnt_backend()
+        symbols, boundary = loss.symbols, loss.boundary
+        y_lens = boundary[:, 2]
+        blank = student.config.blank_id
+        decoder_in = torch.cat([torch.full_like(symbols[:, :1], blank), symbols], dim=1)
+        with torch.no_grad():
+            dec_t = teacher.decoder(decoder_in)
+            am_t = teacher.joiner.encoder_proj(enc_t)
+            lm_t = teacher.joiner.decoder_proj(dec_t)
+        am_s = student.joiner.encoder_proj(enc_s)
+        lm_s = student.joiner.decoder_proj(loss.decoder_out)
+        if cfg.kd_nodes == "full":
+            u = torch.arange(symbols.shape[1] + 1, device=symbols.device)
+            node_u = u.view(1, 1, -1).expand(enc_s.shape[0], enc_s.shape[1], -1)
+            logits_s = student.joiner(am_s.unsqueeze(2), lm_s.unsqueeze(1), project_input=False)
+            with torch.no_grad():
+                logits_t = teacher.joiner(am_t.unsqueeze(2), lm_t.unsqueeze(1), project_input=False)
+        else:
+            if cfg.kd_ranges_from == "teacher":
+                ranges = teacher_ranges(teacher, enc_t, dec_t, symbols, boundary,
+                                        self.transducer.prune_range, self.transducer.lm_scale,
+                                        self.transducer.am_scale)
+                am_p, lm_p = backend.do_rnnt_pruning(am=am_s, lm=lm_s, ranges=ranges)
+                logits_s = student.joiner(am_p, lm_p, project_input=False)
+            else:
+                ranges = loss.ranges
+                logits_s = loss.logits
+            node_u = ranges
+            with torch.no_grad():
+                am_p, lm_p = backend.do_rnnt_pruning(am=am_t, lm=lm_t, ranges=ranges)
+                logits_t = teacher.joiner(am_p, lm_p, project_input=False)
+        t_valid = torch.arange(enc_s.shape[1], device=lens.device).view(1, -1, 1) < lens.view(-1, 1, 1)
+        node_mask = t_valid & (node_u <= y_lens.view(-1, 1, 1))
+        collapse = None
+        if cfg.kd_classes == "collapsed3":
+            has_next = node_u < y_lens.view(-1, 1, 1)
+            padded = torch.cat([symbols, torch.zeros_like(symbols[:, :1])], dim=1)
+            next_symbol = padded.gather(1, node_u.reshape(len(symbols), -1)).view_as(node_u)
+            collapse = dict(next_symbol=next_symbol, has_next=has_next, blank_id=blank)
+        return lattice_kd(logits_s, logits_t, node_mask, cfg.smoothing, cfg.kd_hinton, collapse)

@@ -1,0 +1,161 @@
+"""Invariants of the distillation losses, checked against direct formulas: the power
+transform is a temperature, a = 1 is plain KL, `fixed` is temperature KD (and Hinton's KD),
+KL >= 0 and 0 for identical models, masked nodes are inert, the adaptive rules meet their
+targets (and are the largest exponent that does), the 3-class collapse by enumeration."""
+
+import math
+
+import pytest
+import torch
+
+from icefall_kd.distill.losses import collapse_to_three, hidden_mse, lattice_kd
+from icefall_kd.distill.smoothing import (
+    SmoothingConfig,
+    choose_alpha,
+    entropy,
+    pool_alpha,
+    power_log_softmax,
+)
+
+
+def _logits(*shape, scale=3.0, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(*shape, generator=g, dtype=torch.float64) * scale
+
+
+def _kl(log_q, log_r):
+    return (log_q.exp() * (log_q - log_r)).sum(-1)
+
+
+def test_power_transform_is_a_temperature():
+    z = _logits(4, 7)
+    for a in (0.1, 0.5, 1.0, 2.0):
+        got = power_log_softmax(z.log_softmax(-1), torch.full((4,), a, dtype=z.dtype))
+        assert torch.allclose(got, (a * z).log_softmax(-1), atol=1e-12)
+
+
+def _all_valid(b, t, u):
+    return torch.ones(b, t, u, dtype=torch.bool)
+
+
+def test_alpha_one_is_plain_kl_and_fixed_is_temperature_kd():
+    zs, zt = _logits(2, 3, 4, 9, seed=1), _logits(2, 3, 4, 9, seed=2)
+    mask = _all_valid(2, 3, 4)
+    loss, _ = lattice_kd(zs, zt, mask, SmoothingConfig(mode="fixed", temperature=1.0))
+    direct = _kl(zt.log_softmax(-1), zs.log_softmax(-1)).mean(-1).sum()
+    assert torch.allclose(loss, direct, rtol=1e-6)
+
+    T = 3.0
+    loss, stats = lattice_kd(zs, zt, mask, SmoothingConfig(mode="fixed", temperature=T))
+    direct = _kl((zt / T).log_softmax(-1), zs.log_softmax(-1)).mean(-1).sum()
+    assert torch.allclose(loss, direct, rtol=1e-6)
+    assert stats["kd_alpha"] == pytest.approx(1 / T)
+
+    hinton, _ = lattice_kd(zs, zt, mask, SmoothingConfig(mode="fixed", temperature=T), hinton=True)
+    textbook = T * T * _kl((zt / T).log_softmax(-1), (zs / T).log_softmax(-1)).mean(-1).sum()
+    assert torch.allclose(hinton, textbook, rtol=1e-6)
+
+
+@pytest.mark.parametrize("mode", ["entropy_floor", "maxprob_cap", "confidence_temperature", "fixed"])
+def test_kl_is_non_negative_and_zero_for_identical_models(mode):
+    zs, zt = _logits(3, 5, 2, 11, seed=3), _logits(3, 5, 2, 11, seed=4)
+    mask = _all_valid(3, 5, 2)
+    cfg = SmoothingConfig(mode=mode, entropy_floor=1.0)
+    loss, _ = lattice_kd(zs, zt, mask, cfg)
+    assert loss > 0
+    kl_nodes = []
+    for seed in range(5):
+        l, _ = lattice_kd(_logits(1, 1, 1, 11, seed=10 + seed), _logits(1, 1, 1, 11, seed=20 + seed),
+                          _all_valid(1, 1, 1), cfg)
+        kl_nodes.append(float(l))
+    assert min(kl_nodes) >= 0
+    same, _ = lattice_kd(zt, zt, mask, SmoothingConfig(mode="fixed", temperature=1.0))
+    assert abs(float(same)) < 1e-10
+    # Hinton mode transforms both sides alike, so identical models give 0 for any rule.
+    same, _ = lattice_kd(zt, zt, mask, cfg, hinton=True)
+    assert abs(float(same)) < 1e-9
+
+
+def test_masked_nodes_contribute_nothing_and_get_no_gradient():
+    zs, zt = _logits(2, 4, 3, 6, seed=5), _logits(2, 4, 3, 6, seed=6)
+    mask = _all_valid(2, 4, 3)
+    mask[1, 2:] = False  # frames past T_b
+    mask[0, :, 2] = False  # symbol positions past U_b
+    cfg = SmoothingConfig()
+    zs = zs.clone().requires_grad_(True)
+    loss, _ = lattice_kd(zs, zt, mask, cfg)
+    loss.backward()
+    assert torch.all(zs.grad[~mask] == 0)
+    assert torch.any(zs.grad[mask] != 0)
+    changed_s, changed_t = zs.detach().clone(), zt.clone()
+    changed_s[~mask] = 1e3 * torch.randn_like(changed_s[~mask])
+    changed_t[~mask] = -1e3
+    again, _ = lattice_kd(changed_s, changed_t, mask, cfg)
+    assert torch.allclose(loss.detach(), again, rtol=1e-9)
+
+
+def test_entropy_floor_smooths_just_enough_where_needed():
+    lp = _logits(400, 20, scale=4.0, seed=7).log_softmax(-1)
+    floor = 0.8
+    cfg = SmoothingConfig(mode="entropy_floor", entropy_floor=floor, alpha_min=0.05)
+    alpha = choose_alpha(lp, cfg)
+    h = entropy(lp)
+    assert torch.all(alpha[h >= floor] == 1.0)
+    smoothed = alpha < 1
+    assert smoothed.any() and (~smoothed).any()
+    h_q = entropy(power_log_softmax(lp, alpha))
+    assert torch.all(h_q[smoothed] >= floor - 1e-9)
+    # Largest such exponent: a little more than a (the bisection's step) falls below the floor.
+    step = 2.0 ** -cfg.iterations
+    inner = smoothed & (alpha > cfg.alpha_min)
+    h_more = entropy(power_log_softmax(lp, (alpha + 2 * step).clamp(max=1.0)))
+    assert torch.all(h_more[inner] < floor)
+
+
+def test_maxprob_cap_and_confidence_temperature():
+    lp = _logits(300, 15, scale=4.0, seed=8).log_softmax(-1)
+    cap = 0.7
+    alpha = choose_alpha(lp, SmoothingConfig(mode="maxprob_cap", maxprob_cap=cap))
+    top = power_log_softmax(lp, alpha).max(-1).values.exp()
+    assert torch.all(top <= cap + 1e-9)
+    assert torch.all(alpha[lp.max(-1).values.exp() <= cap] == 1.0)
+    alpha = choose_alpha(lp, SmoothingConfig(mode="confidence_temperature", kappa=2.0))
+    expected = 1 / (1 + 2.0 * lp.max(-1).values.exp())
+    assert torch.allclose(alpha.double(), expected)
+
+
+def test_frame_and_utterance_granularity_take_the_smallest_valid_alpha():
+    alpha = torch.tensor([[[0.5, 0.9], [1.0, 0.2]], [[0.3, 0.8], [0.7, 0.6]]])
+    mask = torch.tensor([[[True, True], [True, False]], [[True, True], [True, True]]])
+    frame = pool_alpha(alpha, mask, "frame")
+    assert frame[0, 0].tolist() == [0.5, 0.5] and frame[0, 1].tolist() == [1.0, 1.0]
+    utt = pool_alpha(alpha, mask, "utterance")
+    assert torch.all(utt[0] == 0.5) and torch.allclose(utt[1], torch.tensor(0.3))
+
+
+def test_collapsed3_by_enumeration():
+    z = _logits(1, 1, 3, 5, seed=9)
+    lp = z.log_softmax(-1)
+    next_symbol = torch.tensor([[[3, 1, 0]]])
+    has_next = torch.tensor([[[True, True, False]]])
+    got = collapse_to_three(lp, next_symbol, has_next, blank_id=0).exp()
+    p = lp.exp()[0, 0]
+    for u, (y, has) in enumerate([(3, True), (1, True), (0, False)]):
+        p_y = float(p[u, y]) if has else 0.0
+        p_blank = float(p[u, 0])
+        expected = [p_y, p_blank, 1 - p_y - p_blank]
+        assert got[0, 0, u].tolist() == pytest.approx(expected, abs=1e-4)
+
+
+def test_hidden_mse_masks_padding_and_matches_the_formula():
+    hs, ht = _logits(2, 5, 4, seed=10), _logits(2, 5, 4, seed=11)
+    lens = torch.tensor([5, 3])
+    got = hidden_mse([hs], [ht], lens)
+    direct = sum(((hs[b, : lens[b]] - ht[b, : lens[b]]) ** 2).mean(-1).sum() for b in range(2))
+    assert torch.allclose(got.double(), direct, rtol=1e-6)
+    hs2 = hs.clone()
+    hs2[1, 3:] = 99.0
+    assert torch.allclose(hidden_mse([hs2], [ht], lens), got)
+    with pytest.raises(ValueError, match="projection"):
+        hidden_mse([hs], [ht[..., :3]], lens)
+    assert math.isclose(float(hidden_mse([ht], [ht], lens)), 0.0)

@@ -1,0 +1,120 @@
+"""The distillation objective on tiny models and real batches of the tiny corpus: the
+teacher gets no gradient, exported and on-the-fly targets give the same stage-1 loss,
+pruned nodes give the full-lattice KD when the prune range covers every symbol, the teacher's
+pruning ranges work, and the one-stage (MSE + KL) combination adds both terms."""
+
+import os
+
+import pytest
+import torch
+from lhotse import CutSet
+
+from icefall_kd.data.datamodule import AsrDataModule, DataConfig
+from icefall_kd.distill.objective import DistillationObjective, DistillConfig
+from icefall_kd.distill.smoothing import SmoothingConfig
+from icefall_kd.distill.teacher import FrozenTeacher, export_teacher_targets
+from icefall_kd.model.transducer import build_transducer
+from icefall_kd.recipes.common import load_bpe
+from icefall_kd.training.transducer_objective import ChunkChoice, TransducerObjective
+
+
+@pytest.fixture(scope="module")
+def setup(prepared_tiny):
+    cwd = os.getcwd()
+    os.chdir(prepared_tiny)  # manifests name their feature files relative to the recipe
+    yield _setup(prepared_tiny)
+    os.chdir(cwd)
+
+
+def _setup(prepared_tiny):
+    sp = load_bpe(prepared_tiny / "data" / "lang_bpe_200")
+    torch.manual_seed(0)
+    teacher = build_transducer("tiny", sp.get_piece_size(), causal=False)
+    # eval(): no dropout, so two passes over a batch can be compared.
+    student = build_transducer("tiny", sp.get_piece_size(), causal=True).eval()
+    data = AsrDataModule(DataConfig(manifest_dir=prepared_tiny / "data" / "fbank",
+                                    max_duration=30, num_workers=0))
+    cuts = data.cuts("dev-clean").subset(first=6)
+    batch = next(iter(data.eval_dataloader(cuts)))
+    return sp, teacher, student, data, cuts, batch
+
+
+def _objective(sp, teacher, prune_range=5, **kw):
+    transducer = TransducerObjective(sp, ChunkChoice((4,), (8,), 4, 8), prune_range=prune_range,
+                                     warm_step=0)
+    return DistillationObjective(transducer, FrozenTeacher(teacher), DistillConfig(**kw))
+
+
+def test_teacher_gets_no_gradient_and_student_does(setup):
+    sp, teacher, student, *_, batch = setup
+    objective = _objective(sp, teacher, hidden_kd_scale=1.0, output_kd_scale=1.0)
+    info = objective(student, batch, 10, True)
+    student.zero_grad()
+    info.loss.backward()
+    assert all(p.grad is None for p in teacher.parameters())
+    assert not any(p.requires_grad for p in teacher.parameters())
+    assert student.joiner.output_linear.weight.grad.abs().sum() > 0
+    assert {"hidden_mse", "output_kd", "kd_alpha", "pruned_loss"} <= set(info.values)
+    # One-stage = transducer + MSE + KL: the sum of the parts.
+    parts = [_objective(sp, teacher, hidden_kd_scale=1.0)(student, batch, 10, False),
+             _objective(sp, teacher, output_kd_scale=1.0)(student, batch, 10, False)]
+    both = objective(student, batch, 10, False)
+    assert both.values["hidden_mse"] == pytest.approx(parts[0].values["hidden_mse"], rel=1e-5)
+    assert both.values["output_kd"] == pytest.approx(parts[1].values["output_kd"], rel=1e-5)
+
+
+def test_output_kd_warms_up_linearly(setup):
+    sp, teacher, *_ = setup
+    objective = _objective(sp, teacher, output_kd_scale=0.6, output_kd_warm_step=100)
+    assert objective.output_kd_weight(0, True) == 0
+    assert objective.output_kd_weight(50, True) == pytest.approx(0.3)
+    assert objective.output_kd_weight(500, True) == pytest.approx(0.6)
+    assert objective.output_kd_weight(0, False) == pytest.approx(0.6)
+
+
+def test_exported_targets_give_the_same_stage1_loss(setup, tmp_path):
+    sp, teacher, student, data, cuts, _ = setup
+    exported = CutSet.from_cuts(export_teacher_targets(
+        FrozenTeacher(teacher), data.eval_dataloader(cuts), [-1], tmp_path / "arrays", "float32"))
+    batch = next(iter(data.eval_dataloader(exported)))
+    cfg = dict(hidden_kd_scale=1.0, hidden_kd_layers="-1:-1,0:-1")
+    online = _objective(sp, teacher, **cfg)(student, batch, 10, False)
+    stored = _objective(sp, teacher, teacher_targets="exported", **cfg)(student, batch, 10, False)
+    assert stored.values["hidden_mse"] == pytest.approx(online.values["hidden_mse"], rel=1e-5)
+    assert online.values["hidden_mse"] > 0
+    # Layers that were not exported: a clear error naming the cut.
+    missing = _objective(sp, teacher, teacher_targets="exported", hidden_kd_scale=1.0,
+                         hidden_kd_layers="-1:0")
+    with pytest.raises(KeyError, match="has no teacher_hidden_0"):
+        missing(student, batch, 10, False)
+
+
+def test_pruned_nodes_equal_full_lattice_when_the_range_covers_every_symbol(setup):
+    sp, teacher, student, *_, batch = setup
+    max_tokens = max(len(t) for t in sp.encode(list(batch["supervisions"]["text"])))
+    for smoothing in (SmoothingConfig(), SmoothingConfig(mode="fixed", temperature=2.0)):
+        for classes in ("vocab", "collapsed3"):
+            pruned = _objective(sp, teacher, prune_range=max_tokens + 1, output_kd_scale=1.0,
+                                kd_classes=classes, smoothing=smoothing)
+            full = _objective(sp, teacher, prune_range=max_tokens + 1, output_kd_scale=1.0,
+                              kd_classes=classes, kd_nodes="full", smoothing=smoothing)
+            a = pruned(student, batch, 10, False).values["output_kd"]
+            b = full(student, batch, 10, False).values["output_kd"]
+            assert a == pytest.approx(b, rel=1e-5), (classes, smoothing.mode)
+
+
+def test_teacher_ranges_and_hinton_mode_run(setup):
+    sp, teacher, student, *_, batch = setup
+    info = _objective(sp, teacher, output_kd_scale=1.0, kd_ranges_from="teacher",
+                      kd_hinton=True)(student, batch, 10, True)
+    assert torch.isfinite(info.loss) and info.values["output_kd"] > 0
+
+
+def test_bad_distillation_settings_are_refused():
+    with pytest.raises(ValueError, match="nothing to distil"):
+        DistillConfig()
+    with pytest.raises(ValueError, match="kd_nodes|kd-nodes"):
+        DistillConfig(output_kd_scale=1.0, kd_nodes="everything")
+    with pytest.raises(ValueError, match="bad layer pair"):
+        from icefall_kd.distill.objective import parse_layer_pairs
+        parse_layer_pairs("3-3")
