@@ -1,5 +1,6 @@
 """run.sh --profile tiny end to end: teacher, streaming baseline, decoding, alignment,
-chunk-wise recognition, RESULTS.md."""
+chunk-wise recognition, exported teacher targets, both distillation stages beside the
+continued baseline, the students' decoding, RESULTS.md with the distillation table and plots."""
 
 import os
 import re
@@ -17,10 +18,12 @@ def test_run_sh_tiny_profile_writes_results(prepared_tiny):
     results = (prepared_tiny / "RESULTS.md").read_text()
     wer_section = results.split("## WER")[1].split("**The streaming gap**")[0]
     rows = [l for l in wer_section.splitlines() if l.startswith("| teacher") or l.startswith("| streaming")]
-    # 3 decoding settings per model, plus 2 chunk-wise ones, each with three numeric WERs.
-    assert len(rows) == 8, results
+    # 3 decoding settings per model, plus 2 chunk-wise ones, each with three numeric WERs;
+    # and the baseline's chunk-size sweep (80 and 320 ms) on the two test sets.
+    sweep = [r for r in rows if "chunk 80 ms" in r or "chunk 320 ms" in r]
+    assert len(rows) == 10 and len(sweep) == 2, results
     for row in rows:
-        assert len(re.findall(r"\| \d+\.\d\d ", row + " ")) == 3, row
+        assert len(re.findall(r"\| \d+\.\d\d ", row + " ")) == (2 if row in sweep else 3), row
     assert "simulated streaming, chunk 160 ms" in results
     assert "chunk-wise from audio, chunk 160 ms" in results
     assert "## Chunk-wise recognition vs simulated streaming" in results
@@ -28,5 +31,23 @@ def test_run_sh_tiny_profile_writes_results(prepared_tiny):
     assert "./transducer_teacher/train.py --exp-dir transducer_teacher/exp" in results
     assert "--parts test-clean\\ test-other" in results  # logged commands stay copy-pasteable
     assert "tokens per 40 ms frame" in results
-    for exp in ("transducer_teacher/exp", "transducer_streaming/exp"):
+    for exp in ("transducer_teacher/exp", "transducer_streaming/exp",
+                "transducer_streaming/exp-continued"):
         assert (prepared_tiny / exp / "epoch-2.pt").is_file()
+    for exp in ("kd_stage1_hidden/exp", "kd_stage2_output/exp"):
+        assert (prepared_tiny / exp / "epoch-1.pt").is_file()
+    assert (prepared_tiny / "data/teacher_targets/librispeech_cuts_train-clean-100.jsonl.gz").is_file()
+    table = results.split("## Distillation")[1].split("## Commands")[0]
+    rows = [l for l in table.splitlines() if l.startswith("| ") and not l.startswith("| model")]
+    names = [r.split(" | ")[0][2:] for r in rows]
+    assert names == ["teacher (full context)", "streaming baseline",
+                     "baseline trained on (no teacher, same updates as stages 1+2)",
+                     "stage 1 only (hidden MSE)",
+                     "two stages, adaptive power transform (the method)"], names
+    for row in rows:
+        assert len(re.findall(r"\| \d+\.\d\d ", row + " ")) == 4, row  # greedy and beam WERs
+    for png in ("wer-vs-latency.png", "wer-vs-chunk.png"):
+        assert (prepared_tiny / png).stat().st_size > 1000
+        assert f"]({png})" in results
+    assert "./kd_stage2_output/train.py --exp-dir kd_stage2_output/exp" in results
+    assert "--teacher-targets exported" in results

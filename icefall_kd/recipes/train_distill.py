@@ -17,6 +17,7 @@ from icefall_kd.model.transducer import Transducer
 from icefall_kd.recipes.common import load_bpe, new_model
 from icefall_kd.recipes.train_transducer import (
     build_parser,
+    init_from_checkpoint,
     run_trainer,
     training_cuts,
     transducer_objective,
@@ -27,7 +28,7 @@ from icefall_kd.utils import setup_logging, str2bool
 
 def add_distill_arguments(parser: argparse.ArgumentParser) -> None:
     DistillConfig.add_arguments(parser)
-    t = parser.add_argument_group("teacher and student initialisation")
+    t = parser.add_argument_group("teacher")
     t.add_argument("--teacher-exp-dir", type=Path, default=Path("transducer_teacher/exp"),
                    help="The full-context teacher's experiment folder")
     t.add_argument("--teacher-epoch", type=int, required=True,
@@ -35,19 +36,11 @@ def add_distill_arguments(parser: argparse.ArgumentParser) -> None:
     t.add_argument("--teacher-avg", type=int, default=1,
                    help="Epochs averaged for the teacher (as decode.py --avg)")
     t.add_argument("--teacher-use-averaged-model", type=str2bool, default=True)
-    t.add_argument("--init-from", default="transducer_streaming/exp",
-                   help="Student start: an experiment folder (the streaming baseline, or the "
-                   "stage-1 model for stage 2), 'teacher' (its weights in a streaming "
-                   "encoder) or 'scratch'")
-    t.add_argument("--init-epoch", type=int, default=None,
-                   help="Epoch of --init-from to start from (required for a folder)")
-    t.add_argument("--init-avg", type=int, default=1, help="Epochs averaged for the start")
-    t.add_argument("--init-use-averaged-model", type=str2bool, default=True)
 
 
 def initial_student(args, sp, teacher_model: Transducer) -> Transducer:
     """The student before its first update (a resumed run then loads its checkpoint)."""
-    if args.init_from == "scratch":
+    if args.init_from in ("scratch", ""):
         return new_model(args, sp, causal=True)
     if args.init_from == "teacher":
         config = teacher_model.config
@@ -57,23 +50,19 @@ def initial_student(args, sp, teacher_model: Transducer) -> Transducer:
         student.load_state_dict(teacher_model.state_dict())
         logging.info("student initialised from the teacher's weights (streaming encoder)")
         return student
-    if args.init_epoch is None:
-        raise SystemExit(f"--init-from {args.init_from} needs --init-epoch (which checkpoint)")
-    student = load_transducer(Path(args.init_from), args.init_epoch, args.init_avg,
-                              args.init_use_averaged_model)
-    if not student.causal:
-        raise SystemExit(f"{args.init_from} holds a full-context model; the student must be a "
-                         "streaming one (the streaming baseline's folder)")
-    logging.info(f"student initialised from {args.init_from} epoch {args.init_epoch} "
-                 f"avg {args.init_avg}")
-    return student
+    return init_from_checkpoint(args, causal=True)
 
 
 def main(description: str, defaults: Optional[Dict[str, object]] = None,
          argv: Optional[Sequence[str]] = None) -> None:
     parser = build_parser(description, streaming=True)
     add_distill_arguments(parser)
-    parser.set_defaults(**(defaults or {}))
+    parser.set_defaults(**{"init_from": "transducer_streaming/exp", **(defaults or {})})
+    for action in parser._actions:  # the student's start has more choices here
+        if action.dest == "init_from":
+            action.help = ("Student start: an experiment folder (the streaming baseline, or the "
+                           "stage-1 model for stage 2), 'teacher' (its weights in a streaming "
+                           "encoder) or 'scratch'")
     args = parser.parse_args(argv)
     setup_logging()
     dist = setup_distributed()
@@ -107,7 +96,7 @@ def main(description: str, defaults: Optional[Dict[str, object]] = None,
     objective = DistillationObjective(transducer_objective(args, sp), teacher, config)
     data = AsrDataModule(DataConfig.from_args(args))
     train_cuts = training_cuts(args, data, sp, dist)
-    if args.init_from == "scratch":
+    if args.init_from in ("scratch", ""):
         mean, std = feature_statistics(train_cuts)
         student.encoder.embed.set_feature_stats(mean, std)
     run_trainer(args, student, objective, data, train_cuts, dist)

@@ -4,6 +4,8 @@ streaming baseline. The recipe folders' ``train.py`` call :func:`main`."""
 from __future__ import annotations
 
 import argparse
+import logging
+from pathlib import Path
 from typing import Optional, Sequence
 
 from icefall_kd.data.datamodule import AsrDataModule, DataConfig
@@ -16,7 +18,7 @@ from icefall_kd.training.transducer_objective import (
     TransducerObjective,
     parse_int_list,
 )
-from icefall_kd.utils import HelpFormatter, setup_logging
+from icefall_kd.utils import HelpFormatter, setup_logging, str2bool
 
 
 def build_parser(description: str, streaming: bool) -> argparse.ArgumentParser:
@@ -45,6 +47,14 @@ def build_parser(description: str, streaming: bool) -> argparse.ArgumentParser:
     s.add_argument("--valid-chunk-size", type=int, default=8 if streaming else -1,
                    help="Chunk size used for the validation loss")
     s.add_argument("--valid-left-context", type=int, default=32 if streaming else -1)
+    i = parser.add_argument_group("initialisation")
+    i.add_argument("--init-from", default="",
+                   help="Start from the weights of another experiment folder (fine-tuning; "
+                   "the optimizer and schedule start afresh); empty: random initialisation")
+    i.add_argument("--init-epoch", type=int, default=None,
+                   help="Epoch of --init-from to start from (as decode.py --epoch)")
+    i.add_argument("--init-avg", type=int, default=1, help="Epochs averaged for the start")
+    i.add_argument("--init-use-averaged-model", type=str2bool, default=True)
     d = parser.add_argument_group("cuts")
     d.add_argument("--train-parts", default="train-clean-100",
                    help="Space-separated training parts under --manifest-dir")
@@ -95,18 +105,37 @@ def run_trainer(args, model, objective, data: AsrDataModule, train_cuts, dist) -
     trainer.train()
 
 
+def init_from_checkpoint(args, causal: bool):
+    """The model of ``--init-from`` at ``--init-epoch``/``--init-avg`` (CMVN included); it
+    must be streaming or full-context as ``causal`` says."""
+    from icefall_kd.distill.teacher import load_transducer
+
+    if args.init_epoch is None:
+        raise SystemExit(f"--init-from {args.init_from} needs --init-epoch (which checkpoint)")
+    model = load_transducer(Path(args.init_from), args.init_epoch, args.init_avg,
+                            args.init_use_averaged_model)
+    if model.causal != causal:
+        kind = "streaming" if model.causal else "full-context"
+        raise SystemExit(f"{args.init_from} holds a {kind} model; this recipe trains a "
+                         f"{'streaming' if causal else 'full-context'} one")
+    logging.info(f"initialised from {args.init_from} epoch {args.init_epoch} avg {args.init_avg}")
+    return model
+
+
 def main(streaming: bool, description: str = "", argv: Optional[Sequence[str]] = None) -> None:
     args = build_parser(description or __doc__, streaming).parse_args(argv)
     setup_logging()
     dist = setup_distributed()
     sp = load_bpe(args.lang_dir)
-    model = new_model(args, sp, causal=streaming)
+    model = (init_from_checkpoint(args, streaming) if args.init_from
+             else new_model(args, sp, causal=streaming))
     objective = transducer_objective(args, sp)
     if not streaming and any(c > 0 for c in objective.chunks.chunk_sizes):
         raise SystemExit("the full-context teacher cannot train with chunks; use the streaming recipe")
     data = AsrDataModule(DataConfig.from_args(args))
     train_cuts = training_cuts(args, data, sp, dist)
-    # Global CMVN from the training cuts (a fresh run only; a resumed one loads its buffers).
-    mean, std = feature_statistics(train_cuts)
-    model.encoder.embed.set_feature_stats(mean, std)
+    if not args.init_from:
+        # Global CMVN from the training cuts (a resumed run then loads its own buffers).
+        mean, std = feature_statistics(train_cuts)
+        model.encoder.embed.set_feature_stats(mean, std)
     run_trainer(args, model, objective, data, train_cuts, dist)

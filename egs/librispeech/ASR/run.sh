@@ -1,25 +1,34 @@
 #!/usr/bin/env bash
-# The whole recipe, stage by stage, on the embedded corpus by default.
+# The whole recipe, stage by stage, on the embedded corpus by default: teacher, streaming
+# baseline, two-stage distillation, decoding and the results table.
 #
 # Usage:
 #   ./run.sh                        # everything, embedded corpus, default profile
 #   ./run.sh --profile tiny         # every stage on a few minutes of audio (smoke test)
-#   ./run.sh --stage 3 --stop-stage 4
+#   ./run.sh --ablations true --seeds 2   # add the ablation rows and a second seed
+#   ./run.sh --stage 6 --stop-stage 7     # only some stages
 #   ./run.sh --corpus librispeech --dl-dir /data --model-preset paper --num-epochs 30
 #
 # Options (defaults in brackets):
 #   --profile tiny|default    [default] corpus size and matching model/training settings
 #   --corpus, --dl-dir, --nj  passed to prepare.sh (see ./prepare.sh --help)
 #   --model-preset P          [tiny for the tiny profile, else small]
-#   --num-epochs N            [6; 2 for tiny]   epochs of each transducer
+#   --num-epochs N            [6; 2 for tiny]   epochs of the teacher and the baseline
 #   --avg N                   [2; 1 for tiny]   epochs averaged for decoding
+#   --kd-epochs N             [1]  epochs of each distillation stage; single-stage ablations
+#                             and the continued baseline get twice as many, so every
+#                             student row has had the same number of updates after the baseline
 #   --max-duration S          [100; 40 for tiny] seconds of audio per batch
 #   --decode-chunk N          [8]  streaming decoding chunk, encoder frames (8 = 320 ms)
 #   --decode-left-context N   [32] streaming decoding left context, encoder frames
-#   --parallel-training B     [true] train the teacher and the baseline side by side, one
-#                             CPU thread each (on a 2-core CPU this beats one after the other
-#                             with two threads each); false: one after the other
-#   --stage N / --stop-stage N [0 / 6]
+#   --teacher-targets online|exported [online; exported for tiny] teacher encoder outputs
+#                             computed in each distillation step, or once (stage 6) and stored
+#                             with the cuts
+#   --ablations true|false    [false] also train the ablations (stage 8)
+#   --seeds N                 [1] train the baseline and the full method with N seeds (stage 8)
+#   --parallel-training B     [true] run two trainings side by side, one CPU thread each (on
+#                             a 2-core CPU this beats one after the other with two threads)
+#   --stage N / --stop-stage N [0 / 11]
 #
 # Stages:
 #   0  data: prepare.sh (corpus, manifests, fbank, BPE, validation)
@@ -30,8 +39,14 @@
 #   4  teacher forced alignment of the test sets (reference word times where a corpus has
 #      none; on the embedded corpus, the aligner's error against the exact times)
 #   5  chunk-wise recognition from audio with the baseline (latency, real-time factor)
-#   6  RESULTS.md (local/write_results.py)
-# The distillation stages and export come with later issues.
+#   6  distillation stage 1 (hidden-layer MSE) -> kd_stage1_hidden/exp, beside the control:
+#      the baseline trained on for as many updates without a teacher -> transducer_streaming/exp-continued
+#   7  distillation stage 2 (adaptive output KD) -> kd_stage2_output/exp
+#   8  ablations (--ablations true) and extra seeds (--seeds N)
+#   9  decode every student (greedy, beam; chunk sizes 160/320/640 ms for the baseline and the
+#      method) and the method chunk-wise from audio
+#   10 (export to sherpa-onnx: not yet)
+#   11 RESULTS.md and plots (local/write_results.py); prints the distillation table
 set -eou pipefail
 
 profile=default
@@ -41,112 +56,256 @@ nj=2
 model_preset=""
 num_epochs=""
 avg=""
+kd_epochs=1
 max_duration=""
 decode_chunk=8
 decode_left_context=32
+teacher_targets=""
+ablations=false
+seeds=1
 parallel_training=true
 stage=0
-stop_stage=6
+stop_stage=11
 
 cd "$(dirname "$0")"
 . local/parse_options.sh
 . local/setup_env.sh
 
-
 if [ "$profile" = tiny ]; then
   vocab=200; model_preset=${model_preset:-tiny}; num_epochs=${num_epochs:-2}; avg=${avg:-1}
-  max_duration=${max_duration:-40}; extra_train=(--num-buckets 2 --drop-last false --warm-step 20 --warmup-batches 10 --save-every-n 20)
-  decode_chunk=4; decode_left_context=16
+  max_duration=${max_duration:-40}; teacher_targets=${teacher_targets:-exported}
+  extra_train=(--num-buckets 2 --drop-last false --warm-step 20 --warmup-batches 10 --save-every-n 20)
+  extra_kd=(--num-buckets 2 --drop-last false --warmup-batches 5 --save-every-n 20
+    --spec-aug-time-warp-factor 0)
+  decode_chunk=4; decode_left_context=16; sweep_chunks="2 4 8"
 else
   # Measured on the embedded corpus: with 500 BPE pieces, AdamW 3e-3 and SpecAugment the
   # models stayed in the "mostly blank" phase for 1,500 updates; the 'small' preset with 100
   # pieces, lr 1e-3, CTC 0.5 and no SpecAugment/dropout left it after about 700 updates.
   vocab=100; model_preset=${model_preset:-small}; num_epochs=${num_epochs:-6}; avg=${avg:-2}
-  max_duration=${max_duration:-100}; extra_train=(--base-lr 0.001 --lr-batches 5000 --warm-step 300
-    --warmup-batches 100 --save-every-n 200 --ctc-loss-scale 0.5 --enable-spec-aug false --dropout 0.0)
+  max_duration=${max_duration:-100}; teacher_targets=${teacher_targets:-online}
+  extra_train=(--base-lr 0.001 --lr-batches 5000 --warm-step 300 --warmup-batches 100
+    --save-every-n 200 --ctc-loss-scale 0.5 --enable-spec-aug false --dropout 0.0)
+  # Distillation stages fine-tune: a lower peak rate, no loss warm-up.
+  extra_kd=(--base-lr 0.0005 --lr-batches 5000 --warmup-batches 50 --save-every-n 200
+    --ctc-loss-scale 0.5 --enable-spec-aug false --dropout 0.0)
+  sweep_chunks="4 8 16"
 fi
 lang_dir=data/lang_bpe_$vocab
-# Every command that produces a result is logged here; local/write_results.py shows them.
-commands=exp-commands.txt
-
-run_logged() {
+# Every command that produces a result is logged, per stage, under exp-commands/;
+# local/write_results.py lists them in RESULTS.md.
+commands_dir=exp-commands
+mkdir -p "$commands_dir"
+commands=/dev/null
+begin_stage() {  # N name: log it and start this stage's command list afresh
+  log "Stage $1: $2"
+  commands=$commands_dir/$(printf '%02d' "$1").txt
+  : > "$commands"
+}
+record() {  # a command line, quoted so that it can be pasted back
   printf '%q ' "$@" | sed 's/ $//' >> "$commands"; echo >> "$commands"
-  "$@"
+}
+run_logged() { record "$@"; "$@"; }
+
+# Side by side: two "lanes" of training, one CPU thread each (one after the other with
+# --parallel-training false). train <log> <command...> runs a command in the current lane.
+lane_pids=(); lane_names=()
+stop_lanes() { [ ${#lane_pids[@]} -eq 0 ] || kill "${lane_pids[@]}" 2>/dev/null || true; }
+trap stop_lanes EXIT  # a failed stage does not leave trainings running
+in_lane() {  # name, command...: start a lane in the background
+  local name=$1; shift
+  if [ "$parallel_training" = true ]; then
+    ( export OMP_NUM_THREADS=1; "$@" ) &
+    lane_pids+=($!); lane_names+=("$name")
+  else
+    "$@"
+  fi
+}
+wait_lanes() {  # [name]: wait for that lane, or for all of them
+  local status=0 i pids=() names=()
+  for i in "${!lane_pids[@]}"; do
+    if [ -z "${1:-}" ] || [ "${lane_names[$i]}" = "$1" ]; then
+      wait "${lane_pids[$i]}" || { echo "lane '${lane_names[$i]}' failed (see the train.log above)" >&2; status=1; }
+    else
+      pids+=("${lane_pids[$i]}"); names+=("${lane_names[$i]}")
+    fi
+  done
+  lane_pids=("${pids[@]+"${pids[@]}"}"); lane_names=("${names[@]+"${names[@]}"}")
+  [ $status = 0 ] || exit 1
+}
+train() {  # log file, command...
+  local log_file=$1; shift
+  mkdir -p "$(dirname "$log_file")"
+  local line
+  line="$([ "$parallel_training" = true ] && printf 'OMP_NUM_THREADS=1 ')$(printf '%q ' "$@")> $log_file 2>&1"
+  echo "$line" >> "$commands"
+  log "$line"
+  "$@" > "$log_file" 2>&1 || { echo "failed: see $log_file" >&2; return 1; }
 }
 
+num_workers=$([ "$parallel_training" = true ] && echo 0 || echo 1)
+common_train=(--model-preset "$model_preset" --lang-dir "$lang_dir" --max-duration "$max_duration"
+  --num-workers "$num_workers" --average-period 10 --log-interval 20)
+train_args=("${common_train[@]}" --num-epochs "$num_epochs" "${extra_train[@]}")
+kd_avg=$(( kd_epochs < avg ? kd_epochs : avg ))
+teacher=(--teacher-exp-dir transducer_teacher/exp --teacher-epoch "$num_epochs" --teacher-avg "$avg")
+from_baseline=(--init-from transducer_streaming/exp --init-epoch "$num_epochs" --init-avg "$avg")
+from_stage1=(--init-from kd_stage1_hidden/exp --init-epoch "$kd_epochs" --init-avg "$kd_avg")
+kd_args=("${common_train[@]}" "${extra_kd[@]}" "${teacher[@]}" --teacher-targets "$teacher_targets")
+[ "$teacher_targets" = exported ] && kd_args+=(--manifest-dir data/teacher_targets)
+one_stage=(--num-epochs "$kd_epochs")
+two_stages=(--num-epochs $(( 2 * kd_epochs )))
+# The full method's stage-2 settings, shared by its seeds.
+method_stage2=(--output-kd-scale 0.5 --kd-alpha-mode entropy_floor --kd-entropy-floor 0.5)
+fixed_stage2=(--output-kd-scale 0.5 --kd-alpha-mode fixed --kd-temperature 2.0)
+
 if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
-  log "Stage 0: data"
+  begin_stage 0 "data"
   prepare_args=(--profile "$profile" --nj "$nj")
   [ -n "$corpus" ] && prepare_args+=(--corpus "$corpus")
   [ -n "$dl_dir" ] && prepare_args+=(--dl-dir "$dl_dir")
-  ./prepare.sh "${prepare_args[@]}"
-  : > "$commands"
-  echo "./prepare.sh ${prepare_args[*]}" >> "$commands"
+  run_logged ./prepare.sh "${prepare_args[@]}"
 fi
 
-# Side by side, each training loads its own batches (no worker process competing for a core).
-num_workers=$([ "$parallel_training" = true ] && echo 0 || echo 1)
-train_args=(--num-epochs "$num_epochs" --model-preset "$model_preset" --lang-dir "$lang_dir"
-  --max-duration "$max_duration" --num-workers "$num_workers" --average-period 10 --log-interval 20
-  "${extra_train[@]}")
-
-teacher_cmd=(./transducer_teacher/train.py --exp-dir transducer_teacher/exp "${train_args[@]}")
-baseline_cmd=(./transducer_streaming/train.py --exp-dir transducer_streaming/exp "${train_args[@]}")
-run_stage1=$([ $stage -le 1 ] && [ $stop_stage -ge 1 ] && echo 1 || true)
-run_stage2=$([ $stage -le 2 ] && [ $stop_stage -ge 2 ] && echo 1 || true)
-if [ "$parallel_training" = true ] && [ -n "$run_stage1" ] && [ -n "$run_stage2" ]; then
-  log "Stages 1 and 2: teacher and streaming baseline side by side (logs: */exp/train.log)"
-  mkdir -p transducer_teacher/exp transducer_streaming/exp
-  { printf 'OMP_NUM_THREADS=1 '; printf '%q ' "${teacher_cmd[@]}"; echo '&'; } >> "$commands"
-  { printf 'OMP_NUM_THREADS=1 '; printf '%q ' "${baseline_cmd[@]}"; echo '&'; echo wait; } >> "$commands"
-  OMP_NUM_THREADS=1 "${teacher_cmd[@]}" > transducer_teacher/exp/train.log 2>&1 & teacher_pid=$!
-  OMP_NUM_THREADS=1 "${baseline_cmd[@]}" > transducer_streaming/exp/train.log 2>&1 & baseline_pid=$!
-  status=0
-  wait $teacher_pid || { echo "teacher training failed: see transducer_teacher/exp/train.log" >&2; status=1; }
-  wait $baseline_pid || { echo "baseline training failed: see transducer_streaming/exp/train.log" >&2; status=1; }
-  [ $status = 0 ] || exit 1
-else
-  if [ -n "$run_stage1" ]; then
-    log "Stage 1: train the full-context teacher"
-    run_logged "${teacher_cmd[@]}"
-  fi
-  if [ -n "$run_stage2" ]; then
-    log "Stage 2: train the streaming baseline"
-    run_logged "${baseline_cmd[@]}"
-  fi
+if [ $stage -le 2 ] && [ $stop_stage -ge 1 ]; then
+  begin_stage 1 "teacher and streaming baseline"
+  [ $stage -le 1 ] && in_lane teacher train transducer_teacher/exp/train.log \
+    ./transducer_teacher/train.py --exp-dir transducer_teacher/exp "${train_args[@]}"
+  [ $stop_stage -ge 2 ] && in_lane baseline train transducer_streaming/exp/train.log \
+    ./transducer_streaming/train.py --exp-dir transducer_streaming/exp "${train_args[@]}"
+  wait_lanes
 fi
 
+decode_common=(--epoch "$num_epochs" --avg "$avg" --lang-dir "$lang_dir" --max-duration 300 --num-workers 1)
+streaming_mode=(--chunk-size "$decode_chunk" --left-context "$decode_left_context")
 if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
-  log "Stage 3: decode"
-  common=(--epoch "$num_epochs" --avg "$avg" --lang-dir "$lang_dir" --max-duration 300 --num-workers 1)
+  begin_stage 3 "decode the teacher and the baseline"
   for method in "greedy_search --max-sym-per-frame 1" "greedy_search --max-sym-per-frame 3" \
                 "modified_beam_search --beam-size 4"; do
     # shellcheck disable=SC2086
-    run_logged ./transducer_teacher/decode.py --exp-dir transducer_teacher/exp "${common[@]}" \
+    run_logged ./transducer_teacher/decode.py --exp-dir transducer_teacher/exp "${decode_common[@]}" \
       --decoding-method $method
     # shellcheck disable=SC2086
-    run_logged ./transducer_streaming/decode.py --exp-dir transducer_streaming/exp "${common[@]}" \
-      --decoding-method $method --chunk-size "$decode_chunk" --left-context "$decode_left_context"
+    run_logged ./transducer_streaming/decode.py --exp-dir transducer_streaming/exp "${decode_common[@]}" \
+      --decoding-method $method "${streaming_mode[@]}"
   done
 fi
 
 if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
-  log "Stage 4: teacher forced alignment of the test sets"
+  begin_stage 4 "teacher forced alignment of the test sets"
   run_logged ./transducer_teacher/align.py --exp-dir transducer_teacher/exp --epoch "$num_epochs" \
     --avg "$avg" --lang-dir "$lang_dir" --parts "test-clean test-other"
 fi
 
+chunkwise() {  # exp dir, epoch, avg, method: chunk-wise recognition from audio
+  run_logged ./transducer_streaming/streaming_decode.py --exp-dir "$1" --epoch "$2" --avg "$3" \
+    --lang-dir "$lang_dir" --decoding-method "$4" "${streaming_mode[@]}" --num-threads 1
+}
 if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
-  log "Stage 5: chunk-wise recognition from audio"
+  begin_stage 5 "chunk-wise recognition from audio"
   for method in greedy_search modified_beam_search; do
-    run_logged ./transducer_streaming/streaming_decode.py --exp-dir transducer_streaming/exp \
-      --epoch "$num_epochs" --avg "$avg" --lang-dir "$lang_dir" --decoding-method "$method" \
-      --chunk-size "$decode_chunk" --left-context "$decode_left_context" --num-threads 1
+    chunkwise transducer_streaming/exp "$num_epochs" "$avg" "$method"
   done
 fi
 
 if [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then
-  log "Stage 6: RESULTS.md"
-  ./local/write_results.py --commands "$commands" --lang-dir "$lang_dir" --output RESULTS.md
+  begin_stage 6 "distillation stage 1 (hidden MSE), beside the continued baseline"
+  if [ "$teacher_targets" = exported ]; then
+    run_logged ./kd_teacher_export/export_targets.py --exp-dir transducer_teacher/exp \
+      --epoch "$num_epochs" --avg "$avg" --parts "train-clean-100 dev-clean" \
+      --output-dir data/teacher_targets --max-duration 300
+  fi
+  # The control: the baseline trained on for as many updates as stages 1 + 2, no teacher.
+  in_lane continued train transducer_streaming/exp-continued/train.log ./transducer_streaming/train.py \
+    --exp-dir transducer_streaming/exp-continued "${common_train[@]}" "${extra_kd[@]}" \
+    "${two_stages[@]}" "${from_baseline[@]}"
+  in_lane stage1 train kd_stage1_hidden/exp/train.log ./kd_stage1_hidden/train.py \
+    --exp-dir kd_stage1_hidden/exp "${kd_args[@]}" "${one_stage[@]}" "${from_baseline[@]}"
+  wait_lanes stage1
+  [ $stop_stage -ge 7 ] || wait_lanes
+fi
+
+if [ $stage -le 7 ] && [ $stop_stage -ge 7 ]; then
+  begin_stage 7 "distillation stage 2 (adaptive output KD)"
+  in_lane stage2 train kd_stage2_output/exp/train.log ./kd_stage2_output/train.py \
+    --exp-dir kd_stage2_output/exp "${kd_args[@]}" "${one_stage[@]}" "${from_stage1[@]}" \
+    "${method_stage2[@]}"
+  wait_lanes  # and the continued baseline, if it still runs
+fi
+
+ablation_lane() {  # one after the other: 2E + 2E + E epochs
+  train kd_stage2_output/exp-only-fixed/train.log ./kd_stage2_output/train.py \
+    --exp-dir kd_stage2_output/exp-only-fixed "${kd_args[@]}" "${two_stages[@]}" \
+    "${from_baseline[@]}" "${fixed_stage2[@]}"
+  train kd_stage1_hidden/exp-joint/train.log ./kd_stage1_hidden/train.py \
+    --exp-dir kd_stage1_hidden/exp-joint "${kd_args[@]}" "${two_stages[@]}" \
+    "${from_baseline[@]}" "${method_stage2[@]}"
+  train kd_stage2_output/exp-fixed/train.log ./kd_stage2_output/train.py \
+    --exp-dir kd_stage2_output/exp-fixed "${kd_args[@]}" "${one_stage[@]}" "${from_stage1[@]}" \
+    "${fixed_stage2[@]}"
+}
+seed_lane() {  # per seed: its own baseline, then its own stage 1 and stage 2
+  local seed
+  for seed in $(seq 2 "$seeds"); do
+    train transducer_streaming/exp-seed$seed/train.log ./transducer_streaming/train.py \
+      --exp-dir transducer_streaming/exp-seed$seed "${train_args[@]}" --seed "$seed"
+    train kd_stage1_hidden/exp-seed$seed/train.log ./kd_stage1_hidden/train.py \
+      --exp-dir kd_stage1_hidden/exp-seed$seed "${kd_args[@]}" "${one_stage[@]}" --seed "$seed" \
+      --init-from transducer_streaming/exp-seed$seed --init-epoch "$num_epochs" --init-avg "$avg"
+    train kd_stage2_output/exp-seed$seed/train.log ./kd_stage2_output/train.py \
+      --exp-dir kd_stage2_output/exp-seed$seed "${kd_args[@]}" "${one_stage[@]}" --seed "$seed" \
+      --init-from kd_stage1_hidden/exp-seed$seed --init-epoch "$kd_epochs" --init-avg "$kd_avg" \
+      "${method_stage2[@]}"
+  done
+}
+if [ $stage -le 8 ] && [ $stop_stage -ge 8 ]; then
+  begin_stage 8 "ablations ($ablations) and seeds ($seeds)"
+  [ "$ablations" = true ] && in_lane ablations ablation_lane
+  [ "$seeds" -gt 1 ] && in_lane seeds seed_lane
+  wait_lanes
+fi
+
+if [ $stage -le 9 ] && [ $stop_stage -ge 9 ]; then
+  begin_stage 9 "decode the students"
+  decode_student() {  # exp dir, epoch, avg, extra decode.py options...
+    local exp=$1 epoch=$2 a=$3; shift 3
+    [ -f "$exp/epoch-$epoch.pt" ] || return 0
+    for method in "greedy_search" "modified_beam_search --beam-size 4"; do
+      # shellcheck disable=SC2086
+      run_logged ./transducer_streaming/decode.py --exp-dir "$exp" --epoch "$epoch" --avg "$a" \
+        --lang-dir "$lang_dir" --max-duration 300 --num-workers 1 --decoding-method $method \
+        --test-sets "test-clean test-other" "$@"
+    done
+  }
+  decode_student kd_stage1_hidden/exp "$kd_epochs" "$kd_avg" "${streaming_mode[@]}"
+  decode_student kd_stage2_output/exp "$kd_epochs" "$kd_avg" "${streaming_mode[@]}"
+  decode_student transducer_streaming/exp-continued $(( 2 * kd_epochs )) "$kd_avg" "${streaming_mode[@]}"
+  decode_student kd_stage2_output/exp-only-fixed $(( 2 * kd_epochs )) "$kd_avg" "${streaming_mode[@]}"
+  decode_student kd_stage1_hidden/exp-joint $(( 2 * kd_epochs )) "$kd_avg" "${streaming_mode[@]}"
+  decode_student kd_stage2_output/exp-fixed "$kd_epochs" "$kd_avg" "${streaming_mode[@]}"
+  for seed in $(seq 2 "$seeds"); do
+    decode_student transducer_streaming/exp-seed$seed "$num_epochs" "$avg" "${streaming_mode[@]}"
+    decode_student kd_stage2_output/exp-seed$seed "$kd_epochs" "$kd_avg" "${streaming_mode[@]}"
+  done
+  # WER against chunk size (the plot), greedy, for the baseline and the method.
+  for chunk in $sweep_chunks; do
+    [ "$chunk" = "$decode_chunk" ] && continue
+    for model in "transducer_streaming/exp $num_epochs $avg" "kd_stage2_output/exp $kd_epochs $kd_avg"; do
+      read -r exp epoch a <<< "$model"
+      run_logged ./transducer_streaming/decode.py --exp-dir "$exp" --epoch "$epoch" --avg "$a" \
+        --lang-dir "$lang_dir" --max-duration 300 --num-workers 1 --decoding-method greedy_search \
+        --test-sets "test-clean test-other" --chunk-size "$chunk" --left-context $(( 4 * chunk ))
+    done
+  done
+  chunkwise kd_stage2_output/exp "$kd_epochs" "$kd_avg" greedy_search
+fi
+
+if [ $stage -le 11 ] && [ $stop_stage -ge 11 ]; then
+  begin_stage 11 "RESULTS.md"
+  ./local/write_results.py --commands-dir "$commands_dir" --lang-dir "$lang_dir" \
+    --kd-epochs "$kd_epochs" --decode-chunk "$decode_chunk" \
+    --decode-left-context "$decode_left_context" --output RESULTS.md
   cat RESULTS.md
+  log "The distillation table (RESULTS.md):"
+  sed -n '/^## Distillation/,/^## /p' RESULTS.md | sed '$d'
 fi

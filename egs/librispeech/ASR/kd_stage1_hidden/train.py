@@ -1,0 +1,21 @@
+#!/usr/bin/env python3
+r"""Distillation stage 1, hidden-layer learning: the streaming student learns the frozen
+full-context teacher's encoder output through an MSE loss, next to its own pruned RNN-T loss.
+
+Usage (from egs/librispeech/ASR):
+  ./kd_stage1_hidden/train.py --exp-dir kd_stage1_hidden/exp --num-epochs 2 \
+      --teacher-exp-dir transducer_teacher/exp --teacher-epoch 6 --teacher-avg 2 \
+      --init-from transducer_streaming/exp --init-epoch 6 --init-avg 2 \
+      --lang-dir data/lang_bpe_100 --hidden-kd-scale 0.3
+
+The student starts from the streaming baseline by default (--init-from teacher|scratch are
+the alternatives). --hidden-kd-layers "1:1,3:3" adds intermediate layer pairs; a linear
+projection is trained where dimensions differ (dropped for decoding). Adding
+--output-kd-scale gives the one-stage "hierarchical" variant the paper argues against.
+Decode the result with ../transducer_streaming/decode.py --exp-dir kd_stage1_hidden/exp.
+"""
+
+from icefall_kd.recipes.train_distill import main
+
+if __name__ == "__main__":
+    main(__doc__, defaults=dict(hidden_kd_scale=0.3, init_from="transducer_streaming/exp"))

@@ -1,0 +1,213 @@
+"""The distillation table of RESULTS.md and its two pictures, from decode outputs only.
+
+A row is a model (an experiment folder, or several folders that differ only by seed); its
+cells are read from the wer-summary and latency files ``decode.py`` wrote for one decoding
+setting: greedy search with one symbol per frame and modified beam search, in simulated
+streaming at the recipe's chunk size (full context for the teacher).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+from icefall_kd.reporting.results import DecodeKey, read_latency
+
+TEST_SETS = ("test-clean", "test-other")
+
+
+@dataclass
+class Row:
+    name: str
+    exp_dirs: List[str]  # one per seed
+    streaming: bool = True
+    note: str = ""
+
+
+def default_rows(seed_dirs: Dict[str, List[str]]) -> List[Row]:
+    """The table's rows in order; ``seed_dirs`` maps the baseline's and the method's first
+    folder to its extra seed folders."""
+    base, method = "transducer_streaming/exp", "kd_stage2_output/exp"
+    return [
+        Row("teacher (full context)", ["transducer_teacher/exp"], streaming=False),
+        Row("streaming baseline", [base] + seed_dirs.get(base, [])),
+        Row("baseline trained on (no teacher, same updates as stages 1+2)",
+            ["transducer_streaming/exp-continued"], note="control"),
+        Row("stage 1 only (hidden MSE)", ["kd_stage1_hidden/exp"]),
+        Row("stage 2 only, fixed temperature", ["kd_stage2_output/exp-only-fixed"]),
+        Row("one stage: MSE + KL together", ["kd_stage1_hidden/exp-joint"]),
+        Row("two stages, fixed temperature", ["kd_stage2_output/exp-fixed"]),
+        Row("two stages, adaptive power transform (the method)", [method] + seed_dirs.get(method, [])),
+    ]
+
+
+def find_key(keys: Sequence[DecodeKey], exp_dir: str, method: str,
+             chunk: Optional[int], left: Optional[int]) -> Optional[DecodeKey]:
+    """The decode.py result of ``exp_dir`` for ``method`` (greedy: one symbol per frame) in
+    simulated streaming with that chunk and left context, or full context (chunk None)."""
+    for key in keys:
+        if key.exp_dir != exp_dir or key.method != method or key.chunkwise:
+            continue
+        if "max-sym-per-frame" in key.suffix:
+            continue
+        has_chunk = "_chunk-" in key.suffix
+        if chunk is None and not has_chunk:
+            return key
+        if chunk is not None and f"_chunk-{chunk}_left-context-{left}" in key.suffix:
+            return key
+    return None
+
+
+@dataclass
+class Cell:
+    values: List[float]
+
+    def __post_init__(self) -> None:  # a model that never emits has no latency: not a number
+        self.values = [v for v in self.values if not math.isnan(v)]
+
+    @property
+    def mean(self) -> Optional[float]:
+        return statistics.fmean(self.values) if self.values else None
+
+    def text(self, digits: int = 2) -> str:
+        if not self.values:
+            return "-"
+        if len(self.values) == 1:
+            return f"{self.values[0]:.{digits}f}"
+        half_range = (max(self.values) - min(self.values)) / 2
+        return f"{self.mean:.{digits}f} ± {half_range:.{digits}f}"
+
+
+def row_cells(row: Row, wers: Dict[DecodeKey, Dict[str, float]], chunk: int, left: int) -> dict:
+    """{column: Cell} over the row's seeds."""
+    keys = list(wers)
+    cells: Dict[str, Cell] = {}
+    for method, tag in (("greedy_search", "greedy"), ("modified_beam_search", "beam")):
+        for test_set in TEST_SETS:
+            values = []
+            for exp_dir in row.exp_dirs:
+                key = find_key(keys, exp_dir, method, chunk if row.streaming else None,
+                               left if row.streaming else None)
+                if key is not None and test_set in wers[key]:
+                    values.append(wers[key][test_set])
+            cells[f"{tag} {test_set}"] = Cell(values)
+    first, delay = [], []
+    for exp_dir in row.exp_dirs:
+        key = find_key(keys, exp_dir, "greedy_search", chunk if row.streaming else None,
+                       left if row.streaming else None)
+        if key is None:
+            continue
+        lats = [read_latency(key, t) for t in TEST_SETS]
+        lats = [lat for lat in lats if lat]
+        if lats:
+            first.append(statistics.fmean(lat["first_token_latency"]["mean_ms"] for lat in lats))
+            delay.append(statistics.fmean(lat["symbol_delay"]["mean_ms"] for lat in lats))
+    cells["first token ms"] = Cell(first)
+    cells["symbol delay ms"] = Cell(delay)
+    return cells
+
+
+def distillation_table(wers: Dict[DecodeKey, Dict[str, float]], rows: Sequence[Row],
+                       chunk: int, left: int) -> List[str]:
+    """Markdown lines of the table (rows without any decode result are left out)."""
+    table = [(row, row_cells(row, wers, chunk, left)) for row in rows]
+    table = [(row, cells) for row, cells in table if cells["greedy test-clean"].values]
+    by_name = {row.name: cells for row, cells in table}
+    teacher = next((c for r, c in table if not r.streaming), None)
+    baseline = by_name.get("streaming baseline")
+    lines = [
+        "| model | seeds | greedy test-clean | greedy test-other | beam test-clean | beam test-other "
+        "| rel. WER reduction vs baseline (greedy clean / other) | gap to teacher closed "
+        "(greedy clean / other) | first token ms | symbol delay ms |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row, cells in table:
+        reduction, closed = [], []
+        for test_set in TEST_SETS:
+            col = f"greedy {test_set}"
+            wer, base = cells[col].mean, baseline[col].mean if baseline else None
+            teach = teacher[col].mean if teacher else None
+            if row.streaming and base and wer is not None and row.name != "streaming baseline":
+                reduction.append(f"{100 * (base - wer) / base:+.1f}%")
+                closed.append(f"{100 * (base - wer) / (base - teach):+.0f}%"
+                              if teach is not None and base > teach else "-")
+            else:
+                reduction.append("-")
+                closed.append("-")
+        seeds = len(cells["greedy test-clean"].values)
+        lines.append(
+            f"| {row.name} | {seeds} | " + " | ".join(
+                cells[f"{tag} {t}"].text() for tag in ("greedy", "beam") for t in TEST_SETS)
+            + f" | {' / '.join(reduction)} | {' / '.join(closed)} | "
+            f"{cells['first token ms'].text(0)} | {cells['symbol delay ms'].text(0)} |")
+    return lines
+
+
+def plot_wer_vs_latency(wers, rows: Sequence[Row], chunk: int, left: int, path: Path) -> bool:
+    """WER (greedy, test-clean) against mean first-token latency, one point per model."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    points = []
+    for row in rows:
+        cells = row_cells(row, wers, chunk, left)
+        wer, lat = cells["greedy test-clean"].mean, cells["first token ms"].mean
+        if wer is not None and lat is not None:
+            points.append((row.name, lat, wer))
+    if not points:
+        return False
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for name, lat, wer in points:
+        ax.scatter(lat, wer)
+        ax.annotate(name, (lat, wer), fontsize=7, xytext=(4, 4), textcoords="offset points")
+    ax.set_xlabel("mean first-token latency (ms, test-clean and test-other)")
+    ax.set_ylabel("WER % (greedy, test-clean)")
+    ax.set_title(f"WER against first-token latency (streaming: chunk {chunk * 40} ms)")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return True
+
+
+def plot_wer_vs_chunk(wers, series: Dict[str, str], teacher_dir: str, path: Path) -> bool:
+    """WER (greedy) against decoding chunk size for streaming models, teacher as a line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=False)
+    drawn = False
+    for ax, test_set in zip(axes, TEST_SETS):
+        for name, exp_dir in series.items():
+            points = []
+            for key, by_set in wers.items():
+                if (key.exp_dir == exp_dir and key.method == "greedy_search" and not key.chunkwise
+                        and "_chunk-" in key.suffix and "max-sym" not in key.suffix
+                        and test_set in by_set):
+                    chunk = int(key.suffix.split("_chunk-")[1].split("_")[0])
+                    points.append((chunk * 40, by_set[test_set]))
+            if points:
+                points.sort()
+                ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=name)
+                drawn = True
+        teacher = find_key(list(wers), teacher_dir, "greedy_search", None, None)
+        if teacher is not None and test_set in wers[teacher]:
+            ax.axhline(wers[teacher][test_set], linestyle="--", color="gray",
+                       label="teacher (full context)")
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("decoding chunk (ms)")
+        ax.set_ylabel(f"WER % (greedy, {test_set})")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    if drawn:
+        fig.tight_layout()
+        fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return drawn
