@@ -10,7 +10,6 @@ Times are medians of 3 runs on this machine's CPU threads; ratios are full / pru
 """
 
 import argparse
-import resource
 import statistics
 import time
 from pathlib import Path
@@ -20,7 +19,7 @@ import torch
 from icefall_kd.loss.rnnt_backend import rnnt_backend
 from icefall_kd.loss.transducer_loss import pad_token_ids, pruned_transducer_loss
 from icefall_kd.model.transducer import build_transducer
-from icefall_kd.utils import HelpFormatter
+from icefall_kd.utils import HelpFormatter, peak_rss_mb, publish_report
 
 VOCAB = 500
 
@@ -62,14 +61,11 @@ def main() -> None:
         full = timed(lambda: full_loss(model, encoder_out, lens, tokens))
         pruned = timed(lambda: pruned_transducer_loss(model, encoder_out, lens, tokens).pruned_loss)
         rows.append(f"| {t} | {s} | {full:.3f} | {pruned:.3f} | {full / pruned:.1f} |")
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mb = peak_rss_mb()
     text = (f"Batch {batch}, vocabulary {VOCAB}, joiner dim {model.config.joiner_dim}, "
             f"{torch.get_num_threads()} threads; peak RSS of the process {peak_mb:.0f} MB "
             "(dominated by the full loss).\n\n" + "\n".join(rows) + "\n")
-    print(text)
-    if args.output:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(text)
+    publish_report(text, args.output)
 
 
 if __name__ == "__main__":

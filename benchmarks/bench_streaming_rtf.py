@@ -22,7 +22,7 @@ from icefall_kd.data.fbank import SAMPLE_RATE, make_fbank_extractor
 from icefall_kd.decoding.search import greedy_search
 from icefall_kd.recipes.decode import load_model
 from icefall_kd.streaming.recognizer import StreamingConfig, StreamingRecognizer
-from icefall_kd.utils import HelpFormatter
+from icefall_kd.utils import HelpFormatter, publish_report
 
 
 def main() -> None:
@@ -70,10 +70,7 @@ def main() -> None:
             f"| chunk-wise from audio (0.1 s pieces, 50 streams) | {chunkwise / audio_seconds:.4f} |\n"
             f"| simulated streaming (whole utterances, one at a time) | {simulated / audio_seconds:.4f} |\n"
             f"| ratio chunk-wise / simulated | {chunkwise / simulated:.2f} |\n")
-    print(text)
-    if output:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(text)
+    publish_report(text, output)
 
 
 if __name__ == "__main__":

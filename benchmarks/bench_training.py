@@ -13,7 +13,6 @@ warm-up and not timed. The streaming/teacher ratio is measured in the same run.
 
 import argparse
 import os
-import resource
 import time
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from icefall_kd.data.datamodule import AsrDataModule, DataConfig
 from icefall_kd.model.transducer import build_transducer
 from icefall_kd.recipes.common import load_bpe
 from icefall_kd.training.transducer_objective import ChunkChoice, TransducerObjective
-from icefall_kd.utils import HelpFormatter
+from icefall_kd.utils import HelpFormatter, peak_rss_mb, publish_report
 
 
 def measure(model, objective, batches):
@@ -69,14 +68,11 @@ def main() -> None:
         params = sum(p.numel() for p in model.parameters()) / 1e6
         rows.append(f"| {name} | {params:.2f} M | {results[name]:.0f} | "
                     f"{results[name] / results['teacher (full context)']:.2f} |")
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mb = peak_rss_mb()
     text = (f"Preset `{args.preset}`, {args.batches - 2} timed steps of up to 200 s of audio, "
             f"{torch.get_num_threads()} threads, peak RSS {peak_mb:.0f} MB.\n\n"
             + "\n".join(rows) + "\n")
-    print(text)
-    if output:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(text)
+    publish_report(text, output)
 
 
 if __name__ == "__main__":

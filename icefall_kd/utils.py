@@ -7,7 +7,7 @@ import contextlib
 import logging
 import os
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Optional
 
 
 @contextlib.contextmanager
@@ -50,3 +50,20 @@ def str2bool(value: str) -> bool:
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
     """--help keeps the script's Usage block as written and shows every default."""
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, in MB (Linux reports KB)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def publish_report(text: str, output: Optional[Path]) -> None:
+    """Prints a benchmark's Markdown report and, with ``output``, writes it there atomically."""
+    print(text)
+    if output:
+        output = Path(output)
+        output.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_output(output) as tmp:
+            tmp.write_text(text)

@@ -12,7 +12,8 @@ from pathlib import Path
 def test_run_sh_tiny_profile_writes_results(prepared_tiny):
     env = dict(os.environ, ICEFALL_KD_SKIP_INSTALL="1",
                PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
-    result = subprocess.run(["bash", "run.sh", "--profile", "tiny"], cwd=prepared_tiny, env=env,
+    result = subprocess.run(["bash", "run.sh", "--profile", "tiny", "--ablations", "true",
+                             "--seeds", "2"], cwd=prepared_tiny, env=env,
                             capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     results = (prepared_tiny / "RESULTS.md").read_text()
@@ -42,8 +43,11 @@ def test_run_sh_tiny_profile_writes_results(prepared_tiny):
     names = [r.split(" | ")[0][2:] for r in rows]
     assert names == ["teacher (full context)", "streaming baseline",
                      "baseline trained on (no teacher, same updates as stages 1+2)",
-                     "stage 1 only (hidden MSE)",
+                     "stage 1 only (hidden MSE)", "stage 2 only, fixed temperature",
+                     "one stage: MSE + KL together", "two stages, fixed temperature",
                      "two stages, adaptive power transform (the method)"], names
+    seeds = [r.split(" | ")[1] for r in rows]
+    assert seeds == ["1", "2", "1", "1", "1", "1", "1", "2"], seeds
     for row in rows:
         assert len(re.findall(r"\| \d+\.\d\d ", row + " ")) == 4, row  # greedy and beam WERs
     for png in ("wer-vs-latency.png", "wer-vs-chunk.png"):
@@ -51,3 +55,4 @@ def test_run_sh_tiny_profile_writes_results(prepared_tiny):
         assert f"]({png})" in results
     assert "./kd_stage2_output/train.py --exp-dir kd_stage2_output/exp" in results
     assert "--teacher-targets exported" in results
+    assert "## Run time" in results and "| stage 6: distillation stage 1 |" in results

@@ -97,10 +97,17 @@ lang_dir=data/lang_bpe_$vocab
 commands_dir=exp-commands
 mkdir -p "$commands_dir"
 commands=/dev/null
+current_stage=""; stage_started=0
+end_stage() {  # the wall time of the stage that is ending, for RESULTS.md
+  [ -n "$current_stage" ] && echo $(( $(date +%s) - stage_started )) > "$commands_dir/$current_stage.seconds"
+  current_stage=""
+}
 begin_stage() {  # N name: log it and start this stage's command list afresh
+  end_stage
   log "Stage $1: $2"
-  commands=$commands_dir/$(printf '%02d' "$1").txt
-  : > "$commands"
+  current_stage=$(printf '%02d' "$1"); stage_started=$(date +%s)
+  commands=$commands_dir/$current_stage.txt
+  : > "$commands"; rm -f "$commands_dir/$current_stage.seconds"
 }
 record() {  # a command line, quoted so that it can be pasted back
   printf '%q ' "$@" | sed 's/ $//' >> "$commands"; echo >> "$commands"
@@ -111,7 +118,8 @@ run_logged() { record "$@"; "$@"; }
 # --parallel-training false). train <log> <command...> runs a command in the current lane.
 lane_pids=(); lane_names=()
 stop_lanes() { [ ${#lane_pids[@]} -eq 0 ] || kill "${lane_pids[@]}" 2>/dev/null || true; }
-trap stop_lanes EXIT  # a failed stage does not leave trainings running
+# A failed stage does not leave trainings running, nor a wall time that looks complete.
+trap 'status=$?; stop_lanes; [ $status = 0 ] && end_stage; exit $status' EXIT
 in_lane() {  # name, command...: start a lane in the background
   local name=$1; shift
   if [ "$parallel_training" = true ]; then
@@ -137,10 +145,10 @@ train() {  # log file, command...
   local log_file=$1; shift
   mkdir -p "$(dirname "$log_file")"
   local line
-  line="$([ "$parallel_training" = true ] && printf 'OMP_NUM_THREADS=1 ')$(printf '%q ' "$@")> $log_file 2>&1"
+  line="$([ "$parallel_training" = true ] && printf 'OMP_NUM_THREADS=1 ')$(printf '%q ' "$@")>> $log_file 2>&1"
   echo "$line" >> "$commands"
   log "$line"
-  "$@" > "$log_file" 2>&1 || { echo "failed: see $log_file" >&2; return 1; }
+  "$@" >> "$log_file" 2>&1 || { echo "failed: see $log_file" >&2; return 1; }
 }
 
 num_workers=$([ "$parallel_training" = true ] && echo 0 || echo 1)

@@ -40,6 +40,48 @@ def seed_dirs(exp_dir: str):
     return [str(p) for p in found]
 
 
+STAGE_NAMES = {0: "data (prepare.sh)", 1: "teacher and baseline training", 3: "decoding",
+               4: "teacher alignment", 5: "chunk-wise recognition", 6: "distillation stage 1",
+               7: "distillation stage 2", 8: "ablations and seeds", 9: "decoding the students",
+               11: "RESULTS.md"}
+
+
+def log_span_seconds(path: Path):
+    """Seconds between the first and the last time stamp of a training log, or None."""
+    import datetime
+
+    stamps = []
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            stamps.append(datetime.datetime.strptime(line[:19], "%Y-%m-%d %H:%M:%S"))
+        except ValueError:
+            continue
+    return (stamps[-1] - stamps[0]).total_seconds() if len(stamps) > 1 else None
+
+
+def run_time_section(args) -> list:
+    stages = sorted(args.commands_dir.glob("*.seconds")) if args.commands_dir.is_dir() else []
+    logs = sorted(Path(".").glob("*/exp*/train.log"))
+    if not stages and not logs:
+        return []
+    lines = ["", "## Run time", "", "Wall time of each `run.sh` stage in its last run (from "
+             "`exp-commands/NN.seconds`) and of each training (first to last line of its "
+             "`train.log`); trainings run two at a time, one CPU thread each.", "",
+             "| what | minutes |", "|---|---:|"]
+    total = 0.0
+    for path in stages:
+        seconds = float(path.read_text())
+        total += seconds
+        lines.append(f"| stage {int(path.stem)}: {STAGE_NAMES.get(int(path.stem), '')} | {seconds / 60:.1f} |")
+    if stages:
+        lines.append(f"| all stages above | {total / 60:.1f} |")
+    for path in logs:
+        span = log_span_seconds(path)
+        if span is not None:
+            lines.append(f"| training `{path.parent}` | {span / 60:.1f} |")
+    return lines
+
+
 def command_lines(args) -> list:
     """Logged commands: exp-commands/NN.txt in stage order (each stage rewrites its file)."""
     if args.commands_dir.is_dir():
@@ -203,6 +245,7 @@ def main() -> None:
             lines.append(f"| {part} | {e['words']} | {e['mean_signed_ms']:.0f} | {a['mean_ms']:.0f} | "
                          f"{a['median_ms']:.0f} | {a['p90_ms']:.0f} |")
     lines += distillation_section(all_wers, args)
+    lines += run_time_section(args)
     commands = command_lines(args)
     if commands:
         lines += ["", "## Commands", "", "Run from `egs/librispeech/ASR`, in this order (lines "
