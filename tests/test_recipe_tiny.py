@@ -56,3 +56,6 @@ def test_run_sh_tiny_profile_writes_results(prepared_tiny):
     assert "./kd_stage2_output/train.py --exp-dir kd_stage2_output/exp" in results
     assert "--teacher-targets exported" in results
     assert "## Run time" in results and "| stage 6: distillation stage 1 |" in results
+    sherpa = results.split("## sherpa-onnx")[1].split("## Run time")[0]
+    assert sherpa.count("| kd_stage2_output/exp | fp32 |") == 2, sherpa  # test-clean, test-other
+    assert sherpa.count("| transducer_teacher/exp | int8 |") == 2, sherpa

@@ -45,7 +45,8 @@
 #   8  ablations (--ablations true) and extra seeds (--seeds N)
 #   9  decode every student (greedy, beam; chunk sizes 160/320/640 ms for the baseline and the
 #      method) and the method chunk-wise from audio
-#   10 (export to sherpa-onnx: not yet)
+#   10 export the distilled student (streaming) and the teacher (offline) to sherpa-onnx,
+#      fp32 and int8, check ONNX against PyTorch, decode the test sets with sherpa-onnx
 #   11 RESULTS.md and plots (local/write_results.py); prints the distillation table
 set -eou pipefail
 
@@ -306,6 +307,18 @@ if [ $stage -le 9 ] && [ $stop_stage -ge 9 ]; then
     done
   done
   chunkwise kd_stage2_output/exp "$kd_epochs" "$kd_avg" greedy_search
+fi
+
+if [ $stage -le 10 ] && [ $stop_stage -ge 10 ]; then
+  begin_stage 10 "export to sherpa-onnx, check, decode with sherpa-onnx"
+  student=(--exp-dir kd_stage2_output/exp --epoch "$kd_epochs" --avg "$kd_avg" --lang-dir "$lang_dir")
+  run_logged ./transducer_streaming/export_onnx.py "${student[@]}" "${streaming_mode[@]}"
+  run_logged ./transducer_streaming/onnx_check.py "${student[@]:0:6}" "${streaming_mode[@]}"
+  run_logged ./transducer_streaming/sherpa_decode.py "${student[@]}" "${streaming_mode[@]}" \
+    --test-sets "test-clean test-other"
+  teacher_files=(--exp-dir transducer_teacher/exp --epoch "$num_epochs" --avg "$avg" --lang-dir "$lang_dir")
+  run_logged ./transducer_teacher/export_onnx.py "${teacher_files[@]}"
+  run_logged ./transducer_teacher/sherpa_decode.py "${teacher_files[@]}" --test-sets "test-clean test-other"
 fi
 
 if [ $stage -le 11 ] && [ $stop_stage -ge 11 ]; then

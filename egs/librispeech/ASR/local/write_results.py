@@ -9,6 +9,7 @@ Usage (from egs/librispeech/ASR):
 
 import argparse
 import json
+import re
 from pathlib import Path
 
 import sentencepiece as spm
@@ -43,6 +44,7 @@ def seed_dirs(exp_dir: str):
 STAGE_NAMES = {0: "data (prepare.sh)", 1: "teacher and baseline training", 3: "decoding",
                4: "teacher alignment", 5: "chunk-wise recognition", 6: "distillation stage 1",
                7: "distillation stage 2", 8: "ablations and seeds", 9: "decoding the students",
+               10: "export to sherpa-onnx and decoding with it",
                11: "RESULTS.md"}
 
 
@@ -57,6 +59,45 @@ def log_span_seconds(path: Path):
         except ValueError:
             continue
     return (stamps[-1] - stamps[0]).total_seconds() if len(stamps) > 1 else None
+
+
+def sherpa_section(all_wers, args) -> list:
+    """sherpa-onnx decoding of the exported models (transducer_*/sherpa_decode.py)."""
+    paths = sorted(Path(".").glob("*/exp*/sherpa-onnx/greedy_search/sherpa-summary-*.json"))
+    if not paths:
+        return []
+    lines = ["", "## sherpa-onnx", "",
+             "The exported ONNX files decoded by the pip `sherpa_onnx` runtime (greedy search, "
+             "one thread): `OnlineRecognizer` for the streaming student, `OfflineRecognizer` for "
+             "the teacher. Identical: share of utterances whose sherpa-onnx tokens equal PyTorch "
+             "greedy search on the same audio, fed as sherpa-onnx feeds it (full windows, tail "
+             "padding); for the student also against `streaming_decode.py`, which runs the last "
+             "partial chunk instead of padding. PyTorch WER: the same model's chunk-wise "
+             "(`streaming_decode.py`) or full-context greedy WER above.", "",
+             "| model | precision | test set | WER sherpa-onnx | WER PyTorch | identical to PyTorch "
+             "| identical to streaming_decode.py | RTF |",
+             "|---|---|---|---:|---:|---:|---:|---:|"]
+    for path in paths:
+        summary = json.loads(path.read_text())
+        exp_dir = str(path.parents[2])
+        test_set = summary["test_set"]
+        chunk = re.search(r"_chunk-(\d+)_left-context-(\d+)", path.name)
+        reference = None
+        for key, by_set in all_wers.items():
+            if key.exp_dir != exp_dir or key.method != "greedy_search" or "max-sym" in key.suffix:
+                continue
+            if chunk and key.chunkwise and f"_chunk-{chunk[1]}_left-context-{chunk[2]}" in key.suffix:
+                reference = by_set.get(test_set)
+            elif not chunk and not key.chunkwise and "_chunk-" not in key.suffix:
+                reference = by_set.get(test_set)
+        share = summary.get("identical_to_pytorch")
+        share_sd = summary.get("identical_to_streaming_decode")
+        lines.append(
+            f"| {exp_dir} | {summary['precision']} | {test_set} | {summary['wer']:.2f} | "
+            f"{fmt(reference)} | {fmt(None if share is None else 100 * share, 1)}% | "
+            f"{'-' if share_sd is None else f'{100 * share_sd:.1f}%'} | "
+            f"{summary['real_time_factor']:.4f} |")
+    return lines
 
 
 def run_time_section(args) -> list:
@@ -245,6 +286,7 @@ def main() -> None:
             lines.append(f"| {part} | {e['words']} | {e['mean_signed_ms']:.0f} | {a['mean_ms']:.0f} | "
                          f"{a['median_ms']:.0f} | {a['p90_ms']:.0f} |")
     lines += distillation_section(all_wers, args)
+    lines += sherpa_section(all_wers, args)
     lines += run_time_section(args)
     commands = command_lines(args)
     if commands:
