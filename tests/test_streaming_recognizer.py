@@ -9,7 +9,12 @@ import torch
 from icefall_kd.data.fbank import make_fbank_extractor
 from icefall_kd.decoding.search import greedy_search, modified_beam_search
 from icefall_kd.model.transducer import build_transducer
-from icefall_kd.streaming.recognizer import BadAudio, StreamingConfig, StreamingRecognizer
+from icefall_kd.streaming.recognizer import (
+    BadAudio,
+    StreamingConfig,
+    StreamingRecognizer,
+    partial_result_times,
+)
 
 
 def _model(seed=0):
@@ -68,10 +73,18 @@ def test_beam_search_chunkwise_equals_simulated(tiny_corpus):
         assert stream.hyp.tokens == _simulated(model, samples, 4, 16, "modified_beam_search").tokens
 
 
-def test_tokens_are_never_available_before_their_audio(tiny_corpus):
+def test_partial_result_times_keep_the_unchanged_prefix():
+    assert partial_result_times([], [], [5, 6], 100) == [100, 100]
+    assert partial_result_times([100, 100], [5, 6], [5, 6, 7], 200) == [100, 100, 200]
+    # The best hypothesis changed its second token: from there on, the new time.
+    assert partial_result_times([100, 100, 200], [5, 6, 7], [5, 9, 7, 8], 300) == [100, 300, 300, 300]
+
+
+@pytest.mark.parametrize("method", ["greedy_search", "modified_beam_search"])
+def test_tokens_are_never_available_before_their_audio(tiny_corpus, method):
     model = _model()
     utterances = _audio(tiny_corpus, count=4)
-    config = StreamingConfig(4, 16)
+    config = StreamingConfig(4, 16, decoding_method=method)
     for stream in _chunkwise(StreamingRecognizer(model, config), utterances):
         for frame, needed in zip(stream.hyp.timestamps, stream.token_available_samples):
             # Encoder frame t reads feature frames up to 4t + 6.

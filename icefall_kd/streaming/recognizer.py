@@ -64,6 +64,17 @@ class StreamingConfig:
         return self.window * FRAME_SHIFT_SAMPLES
 
 
+def partial_result_times(times: List[int], shown: List[int], best: List[int],
+                         now: int) -> List[int]:
+    """When each token of the new best hypothesis ``best`` became available, given the
+    previous best ``shown`` and its times: the common prefix keeps its times (the partial
+    result did not change there), every token after it is available ``now``."""
+    common = 0
+    while common < min(len(shown), len(best)) and shown[common] == best[common]:
+        common += 1
+    return times[:common] + [now] * (len(best) - common)
+
+
 @dataclass
 class Stream:
     """One utterance being recognised. Feed it with :meth:`accept_waveform`, close it with
@@ -79,7 +90,10 @@ class Stream:
     done: bool = False
     hyp: Hypothesis = field(default_factory=lambda: Hypothesis([]))
     beams: Optional[dict] = None
-    # For every token: the number of samples that had to arrive before it was emitted.
+    shown_tokens: List[int] = field(default_factory=list)  # the previous best hypothesis
+    # For every token: the number of samples that had to arrive before it was emitted. With
+    # beam search: before it appeared in the best (partial) hypothesis with the same tokens
+    # before it, and stayed there since.
     token_available_samples: List[int] = field(default_factory=list)
 
     def accept_waveform(self, sample_rate: int, samples: np.ndarray) -> None:
@@ -190,8 +204,10 @@ class StreamingRecognizer:
                          stream.samples_received)
             if self.config.decoding_method == "greedy_search":
                 stream.token_available_samples += [needed] * (len(stream.hyp.tokens) - n_before)
-            else:  # the best hypothesis may change: tokens become final when the stream ends
-                stream.token_available_samples = [needed] * len(stream.hyp.tokens)
+            else:
+                stream.token_available_samples = partial_result_times(
+                    stream.token_available_samples, stream.shown_tokens, stream.hyp.tokens, needed)
+                stream.shown_tokens = list(stream.hyp.tokens)
             if n_in < self.config.window:  # the final, partial chunk
                 stream.processed_frames = stream.frames_ready
                 stream.done = True
