@@ -159,3 +159,24 @@ def test_hidden_mse_masks_padding_and_matches_the_formula():
     with pytest.raises(ValueError, match="projection"):
         hidden_mse([hs], [ht[..., :3]], lens)
     assert math.isclose(float(hidden_mse([ht], [ht], lens)), 0.0)
+
+
+def test_fitted_projection_recovers_a_linear_map_and_stays_bounded():
+    from icefall_kd.distill.teacher import fit_projections, projections_for
+
+    g = torch.Generator().manual_seed(12)
+    h_s = torch.randn(500, 6, generator=g)
+    true_w, true_b = torch.randn(4, 6, generator=g), torch.randn(4, generator=g)
+    h_t = h_s @ true_w.T + true_b
+    projections = projections_for([6], [4])
+    errors = fit_projections(projections, [h_s], [h_t])
+    assert errors[0] < 1e-3
+    assert torch.allclose(projections[0].weight, true_w, atol=2e-2)
+    # Collinear inputs (a constant direction, as after LayerNorm): the ridge keeps the
+    # weights finite and the fit still good.
+    collinear = torch.cat([h_s, h_s[:, :1] * 0 + 1.0], dim=1)
+    projections = projections_for([7], [4], always=True)
+    errors = fit_projections(projections, [collinear], [h_t])
+    assert errors[0] < 1e-2 and projections[0].weight.abs().max() < 100
+    # Same dimensions: a projection only when asked for.
+    assert projections_for([6], [6]) is None and projections_for([6], [6], always=True) is not None

@@ -143,10 +143,36 @@ def teacher_ranges(teacher: Transducer, encoder_out: torch.Tensor, decoder_out: 
                                              boundary=boundary, s_range=prune_range)
 
 
-def projections_for(student_dims: Sequence[int], teacher_dims: Sequence[int]) -> Optional[nn.ModuleList]:
-    """A Linear per layer pair whose dimensions differ (identity elsewhere), or None when
-    all match."""
-    if all(s == t for s, t in zip(student_dims, teacher_dims)):
+def projections_for(student_dims: Sequence[int], teacher_dims: Sequence[int],
+                    always: bool = False) -> Optional[nn.ModuleList]:
+    """A Linear per layer pair whose dimensions differ (identity elsewhere), or, with
+    ``always``, for every pair; None when no pair needs one."""
+    if not always and all(s == t for s, t in zip(student_dims, teacher_dims)):
         return None
-    return nn.ModuleList(nn.Linear(s, t) if s != t else nn.Identity()
+    return nn.ModuleList(nn.Linear(s, t) if always or s != t else nn.Identity()
                          for s, t in zip(student_dims, teacher_dims))
+
+
+@torch.no_grad()
+def fit_projections(projections: nn.ModuleList, student_hidden: Sequence[torch.Tensor],
+                    teacher_hidden: Sequence[torch.Tensor]) -> List[float]:
+    """Ridge-regularised least-squares fit of each Linear in ``projections`` (bias included) mapping the
+    student's frames to the teacher's: (F, D_s) and (F, D_t) valid frames per pair. Returns
+    the fitted MSE per pair. Independently trained models use unrelated bases; starting the
+    map at its least-squares solution lets the MSE teach what the teacher encodes without
+    first forcing the student into the teacher's basis."""
+    errors = []
+    for proj, h_s, h_t in zip(projections, student_hidden, teacher_hidden):
+        if not isinstance(proj, nn.Linear):
+            errors.append(float("nan"))
+            continue
+        x = torch.cat([h_s.double(), torch.ones(len(h_s), 1, dtype=torch.float64)], dim=1)
+        # Ridge: LayerNorm'd outputs lie near an affine subspace, so plain least squares
+        # finds huge cancelling weights that blow up on the next batch.
+        gram = x.T @ x
+        ridge = 1e-3 * gram.diagonal().mean() * torch.eye(len(gram), dtype=gram.dtype)
+        solution = torch.linalg.solve(gram + ridge, x.T @ h_t.double())  # (D_s + 1, D_t)
+        proj.weight.copy_(solution[:-1].T.to(proj.weight.dtype))
+        proj.bias.copy_(solution[-1].to(proj.bias.dtype))
+        errors.append(float((proj(h_s.float()) - h_t.float()).pow(2).mean()))
+    return errors

@@ -28,6 +28,13 @@ from icefall_kd.utils import setup_logging, str2bool
 
 def add_distill_arguments(parser: argparse.ArgumentParser) -> None:
     DistillConfig.add_arguments(parser)
+    parser.add_argument_group("distillation").add_argument(
+        "--hidden-kd-projection", choices=["auto", "fitted"], default="auto",
+        help="auto: a trained Linear only where student and teacher dimensions differ "
+        "(identity otherwise, the paper's MSE); fitted: a Linear for every layer pair, "
+        "initialised by least squares on --projection-fit-batches batches, then trained")
+    parser.add_argument("--projection-fit-batches", type=int, default=20,
+                        help="Batches used for the least-squares start of fitted projections")
     t = parser.add_argument_group("teacher")
     t.add_argument("--teacher-exp-dir", type=Path, default=Path("transducer_teacher/exp"),
                    help="The full-context teacher's experiment folder")
@@ -51,6 +58,38 @@ def initial_student(args, sp, teacher_model: Transducer) -> Transducer:
         logging.info("student initialised from the teacher's weights (streaming encoder)")
         return student
     return init_from_checkpoint(args, causal=True)
+
+
+def fit_student_projections(student: Transducer, teacher: FrozenTeacher,
+                            objective: DistillationObjective, pairs, data: AsrDataModule,
+                            train_cuts, num_batches: int) -> None:
+    """Least-squares start of the projections on the first batches (a resumed run then
+    loads the trained ones from its checkpoint)."""
+    import torch
+
+    from icefall_kd.distill.losses import frame_mask
+    from icefall_kd.distill.teacher import fit_projections
+    from icefall_kd.training.transducer_objective import batch_inputs
+
+    student_frames = [[] for _ in pairs]
+    teacher_frames = [[] for _ in pairs]
+    student.eval()
+    with torch.no_grad():
+        for _, batch in zip(range(num_batches), data.eval_dataloader(train_cuts)):
+            features, lens, _ = batch_inputs(batch, torch.device("cpu"))
+            chunk, left = objective.transducer.chunks.sample(False)
+            _, out_lens, layers_s = student.encoder(features, lens, chunk, left, return_layers=True)
+            _, _, layers_t = teacher.encode(features, lens)
+            mask = frame_mask(out_lens, layers_s[0].shape[1])
+            n_s = len(layers_s)
+            for i, ((s, _), t) in enumerate(zip(pairs, objective.teacher_layers)):
+                student_frames[i].append(layers_s[resolve_layer(s, n_s)][mask])
+                teacher_frames[i].append(layers_t[t][mask])
+    student.train()
+    errors = fit_projections(student.kd_projections, [torch.cat(f) for f in student_frames],
+                             [torch.cat(f) for f in teacher_frames])
+    logging.info(f"hidden KD: projections fitted by least squares on {num_batches} batches; "
+                 f"MSE per layer pair after the fit: {[round(e, 4) for e in errors]}")
 
 
 def main(description: str, defaults: Optional[Dict[str, object]] = None,
@@ -88,7 +127,8 @@ def main(description: str, defaults: Optional[Dict[str, object]] = None,
         for s, t in pairs:  # fail now, not after the first batch
             resolve_layer(s, student.config.encoder.num_layers)
             resolve_layer(t, teacher.num_layers)
-        projections = projections_for([s_dim] * len(pairs), [t_dim] * len(pairs))
+        projections = projections_for([s_dim] * len(pairs), [t_dim] * len(pairs),
+                                      always=args.hidden_kd_projection == "fitted")
         if projections is not None:
             # Trained with the student, dropped for decoding (see model_state_for_decoding).
             student.kd_projections = projections
@@ -96,6 +136,9 @@ def main(description: str, defaults: Optional[Dict[str, object]] = None,
     objective = DistillationObjective(transducer_objective(args, sp), teacher, config)
     data = AsrDataModule(DataConfig.from_args(args))
     train_cuts = training_cuts(args, data, sp, dist)
+    if getattr(student, "kd_projections", None) is not None and args.hidden_kd_projection == "fitted":
+        fit_student_projections(student, teacher, objective, pairs, data, train_cuts,
+                                args.projection_fit_batches)
     if args.init_from in ("scratch", ""):
         mean, std = feature_statistics(train_cuts)
         student.encoder.embed.set_feature_stats(mean, std)
