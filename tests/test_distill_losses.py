@@ -180,3 +180,36 @@ def test_fitted_projection_recovers_a_linear_map_and_stays_bounded():
     assert errors[0] < 1e-2 and projections[0].weight.abs().max() < 100
     # Same dimensions: a projection only when asked for.
     assert projections_for([6], [6]) is None and projections_for([6], [6], always=True) is not None
+
+
+def test_node_occupancy_counts_every_arc_of_every_alignment_once():
+    """Each alignment crosses T_b blank arcs and S_b symbol arcs: the occupancy of a
+    batch element sums to T_b + S_b, and at least 1 per valid frame."""
+    from icefall_kd.loss.transducer_loss import pruned_transducer_loss
+    from icefall_kd.model.transducer import build_transducer
+
+    torch.manual_seed(0)
+    model = build_transducer("tiny", vocab_size=20, causal=False)
+    encoder_out = torch.randn(2, 12, model.encoder.output_dim)
+    lens = torch.tensor([12, 9])
+    tokens = [[3, 4, 5, 6], [7, 8]]
+    occ = pruned_transducer_loss(model, encoder_out, lens, tokens).node_occupancy
+    assert occ.shape == (2, 12, 5)
+    for b, (t_b, s_b) in enumerate([(12, 4), (9, 2)]):
+        assert float(occ[b].sum()) == pytest.approx(t_b + s_b, rel=1e-4)
+        assert torch.all(occ[b, :t_b].sum(-1) >= 1 - 1e-4)
+        assert float(occ[b, t_b:].abs().sum()) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_node_weights_give_a_weighted_mean_per_frame():
+    zs, zt = _logits(2, 3, 4, 6, seed=13), _logits(2, 3, 4, 6, seed=14)
+    mask = _all_valid(2, 3, 4)
+    cfg = SmoothingConfig(mode="fixed", temperature=1.0)
+    uniform, _ = lattice_kd(zs, zt, mask, cfg)
+    ones, _ = lattice_kd(zs, zt, mask, cfg, node_weights=torch.full((2, 3, 4), 0.3))
+    assert torch.allclose(uniform, ones, rtol=1e-9)
+    only_first = torch.zeros(2, 3, 4)
+    only_first[..., 0] = 1.0
+    weighted, _ = lattice_kd(zs, zt, mask, cfg, node_weights=only_first)
+    direct = _kl(zt[..., 0, :].log_softmax(-1), zs[..., 0, :].log_softmax(-1)).sum()
+    assert torch.allclose(weighted, direct, rtol=1e-6)

@@ -71,7 +71,7 @@ def collapse_to_three(log_probs: torch.Tensor, next_symbol: torch.Tensor,
 
 def lattice_kd(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
                node_mask: torch.Tensor, smoothing: SmoothingConfig, hinton: bool = False,
-               collapse: Optional[dict] = None):
+               collapse: Optional[dict] = None, node_weights: Optional[torch.Tensor] = None):
     """KL(q || r) summed over the batch, averaged over the valid nodes of each frame.
 
     student_logits, teacher_logits: (B, T, U, V) joiner outputs at the same lattice nodes
@@ -79,6 +79,8 @@ def lattice_kd(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
     t < T_b and u <= U_b. q is the power-transformed teacher; r the student, transformed with
     the same exponent in Hinton mode (and the KL scaled by 1/a^2 there). ``collapse``: dict
     with ``next_symbol``, ``has_next`` (B, T, U) and ``blank_id`` for the 3-class variant.
+    ``node_weights`` (B, T, U), e.g. alignment occupancy: a weighted instead of a plain mean
+    over each frame's nodes.
 
     Returns (loss, stats) with stats the mean exponent and mean teacher entropies before
     and after smoothing over valid nodes (for logs).
@@ -97,7 +99,11 @@ def lattice_kd(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
     kl = (log_q.exp() * (log_q - student_lp)).sum(-1)  # (B, T, U)
     # where, not a product: a masked node adds nothing to the loss or the gradient.
     kl = torch.where(node_mask, kl * scale, torch.zeros_like(kl))
-    per_frame = kl.sum(-1) / node_mask.sum(-1).clamp(min=1).to(kl.dtype)
+    if node_weights is None:
+        per_frame = kl.sum(-1) / node_mask.sum(-1).clamp(min=1).to(kl.dtype)
+    else:
+        w = torch.where(node_mask, node_weights.detach().to(kl.dtype), torch.zeros_like(kl))
+        per_frame = (kl * w).sum(-1) / w.sum(-1).clamp(min=1e-8)
     loss = per_frame.sum()
     with torch.no_grad():
         valid = node_mask

@@ -59,6 +59,7 @@ class DistillConfig:
     kd_classes: str = "vocab"
     kd_ranges_from: str = "student"
     kd_hinton: bool = False
+    kd_node_weights: str = "uniform"
     teacher_targets: str = "online"
     smoothing: SmoothingConfig = field(default_factory=SmoothingConfig)
 
@@ -66,6 +67,7 @@ class DistillConfig:
         for name, value, allowed in [("kd_nodes", self.kd_nodes, KD_NODE_SETS),
                                      ("kd_classes", self.kd_classes, KD_CLASSES),
                                      ("kd_ranges_from", self.kd_ranges_from, ("student", "teacher")),
+                                     ("kd_node_weights", self.kd_node_weights, ("uniform", "occupancy")),
                                      ("teacher_targets", self.teacher_targets, ("online", "exported"))]:
             if value not in allowed:
                 raise ValueError(f"--{name.replace('_', '-')} {value!r}: choose from {allowed}")
@@ -101,6 +103,10 @@ class DistillConfig:
         g.add_argument("--kd-hinton", type=str2bool, default=False,
                        help="Transform the student with the same exponent and scale the KL by "
                        "1/a^2 (Hinton's KD); default: only the teacher is transformed")
+        g.add_argument("--kd-node-weights", choices=["uniform", "occupancy"], default="uniform",
+                       help="How a frame's lattice nodes are averaged: uniform, or weighted by "
+                       "the probability that the student's alignment passes through them "
+                       "(from its simple loss), so off-path nodes count little")
         g.add_argument("--teacher-targets", choices=["online", "exported"], default="online",
                        help="online: teacher encoder in the same step on the same input; "
                        "exported: hidden states stored with the cuts (see --targets-dir)")
@@ -240,4 +246,9 @@ class DistillationObjective:
             padded = torch.cat([symbols, torch.zeros_like(symbols[:, :1])], dim=1)
             next_symbol = padded.gather(1, node_u.reshape(len(symbols), -1)).view_as(node_u)
             collapse = dict(next_symbol=next_symbol, has_next=has_next, blank_id=blank)
-        return lattice_kd(logits_s, logits_t, node_mask, cfg.smoothing, cfg.kd_hinton, collapse)
+        weights = None
+        if cfg.kd_node_weights == "occupancy":
+            occ = loss.node_occupancy  # (B, T, S + 1)
+            weights = occ.gather(2, node_u.clamp(max=occ.shape[2] - 1))
+        return lattice_kd(logits_s, logits_t, node_mask, cfg.smoothing, cfg.kd_hinton, collapse,
+                          weights)

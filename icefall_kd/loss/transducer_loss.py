@@ -33,6 +33,9 @@ class TransducerLossOutput:
     ctc_loss: Optional[torch.Tensor] = None
     decoder_out: Optional[torch.Tensor] = None  # (B, S + 1, decoder_dim), for distillation
     encoder_layers: Optional[List[torch.Tensor]] = None  # every layer's (B, T, D) output
+    # (B, T, S + 1): probability that the alignment passes through lattice node (t, s),
+    # under the simple (smoothed) loss; sums blank and symbol arcs leaving the node.
+    node_occupancy: Optional[torch.Tensor] = None
 
 
 def _at_least_float32(x: torch.Tensor) -> torch.Tensor:
@@ -95,8 +98,11 @@ def pruned_transducer_loss(
             logits=_at_least_float32(logits), symbols=symbols, ranges=ranges, termination_symbol=blank,
             boundary=boundary, delay_penalty=delay_penalty, reduction="sum",
         )
+    occupancy = py_grad.detach().clone()  # (B, S + 1, T) blank arcs
+    occupancy[:, :-1, :] += px_grad.detach()[:, :, : occupancy.shape[2]]  # symbol arcs
     return TransducerLossOutput(simple_loss, pruned_loss, ranges, logits, boundary, symbols,
-                                decoder_out=decoder_out)
+                                decoder_out=decoder_out,
+                                node_occupancy=occupancy.transpose(1, 2))
 
 
 def ctc_loss(model: Transducer, encoder_out: torch.Tensor, encoder_lens: torch.Tensor,
