@@ -118,3 +118,22 @@ def test_bad_distillation_settings_are_refused():
     with pytest.raises(ValueError, match="bad layer pair"):
         from icefall_kd.distill.objective import parse_layer_pairs
         parse_layer_pairs("3-3")
+
+
+def test_teacher_shift_compares_frame_t_with_the_teachers_frame_t_minus_shift(setup):
+    sp, teacher, student, *_, batch = setup
+    shifted = _objective(sp, teacher, output_kd_scale=1.0, kd_teacher_shift=2)
+    a = shifted(student, batch, 10, False).values["output_kd"]
+    plain = _objective(sp, teacher, output_kd_scale=1.0)
+    encode = plain.teacher.encode
+
+    def delayed(features, lens):  # the teacher's output moved 2 frames later by hand
+        out, out_lens, layers = encode(features, lens)
+        out = torch.cat([out[:, :1], out[:, :1], out[:, :-2]], dim=1)
+        return out, out_lens, layers
+
+    plain.teacher.encode = delayed
+    b = plain(student, batch, 10, False).values["output_kd"]
+    assert a == pytest.approx(b, rel=1e-6)
+    unshifted = _objective(sp, teacher, output_kd_scale=1.0)(student, batch, 10, False)
+    assert abs(a - unshifted.values["output_kd"]) > 1e-5 * abs(a)  # the shift did something

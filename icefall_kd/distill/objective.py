@@ -60,6 +60,7 @@ class DistillConfig:
     kd_ranges_from: str = "student"
     kd_hinton: bool = False
     kd_node_weights: str = "uniform"
+    kd_teacher_shift: int = 0
     teacher_targets: str = "online"
     smoothing: SmoothingConfig = field(default_factory=SmoothingConfig)
 
@@ -107,6 +108,11 @@ class DistillConfig:
                        help="How a frame's lattice nodes are averaged: uniform, or weighted by "
                        "the probability that the student's alignment passes through them "
                        "(from its simple loss), so off-path nodes count little")
+        g.add_argument("--kd-teacher-shift", type=int, default=0,
+                       help="Delay the teacher's encoder output by this many frames before its "
+                       "joiner is evaluated: a full-context teacher emits earlier than a "
+                       "streaming student, so node (t, u) of the student is compared with "
+                       "the teacher at frame t - shift")
         g.add_argument("--teacher-targets", choices=["online", "exported"], default="online",
                        help="online: teacher encoder in the same step on the same input; "
                        "exported: hidden states stored with the cuts (see --targets-dir)")
@@ -212,6 +218,9 @@ class DistillationObjective:
         y_lens = boundary[:, 2]
         blank = student.config.blank_id
         decoder_in = torch.cat([torch.full_like(symbols[:, :1], blank), symbols], dim=1)
+        if cfg.kd_teacher_shift > 0:
+            shift = min(cfg.kd_teacher_shift, enc_t.shape[1])
+            enc_t = torch.cat([enc_t[:, :1].expand(-1, shift, -1), enc_t[:, : enc_t.shape[1] - shift]], 1)
         with torch.no_grad():
             dec_t = teacher.decoder(decoder_in)
             am_t = teacher.joiner.encoder_proj(enc_t)
