@@ -38,7 +38,7 @@ def test_run_sh_tiny_profile_writes_results(prepared_tiny):
     for exp in ("kd_stage1_hidden/exp", "kd_stage2_output/exp"):
         assert (prepared_tiny / exp / "epoch-1.pt").is_file()
     assert (prepared_tiny / "data/teacher_targets/librispeech_cuts_train-clean-100.jsonl.gz").is_file()
-    table = results.split("## Distillation")[1].split("## Commands")[0]
+    table = results.split("## Distillation")[1].split("\n## ")[0]
     rows = [l for l in table.splitlines() if l.startswith("| ") and not l.startswith("| model")]
     names = [r.split(" | ")[0][2:] for r in rows]
     assert names == ["teacher (full context)", "streaming baseline",
