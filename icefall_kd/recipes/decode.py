@@ -62,6 +62,9 @@ def build_parser(description: str) -> argparse.ArgumentParser:
     parser.add_argument("--left-context", type=int, default=-1,
                         help="Simulated streaming: left context in encoder frames")
     add_search_arguments(parser, "<exp-dir>/<decoding-method>")
+    parser.add_argument("--skip-existing", type=str2bool, default=False,
+                        help="Do nothing when every test set already has its wer-summary file "
+                        "for these settings (reruns of a run.sh stage redo only what is missing)")
     return parser
 
 
@@ -128,6 +131,10 @@ def main(description: str = "", argv: Optional[Sequence[str]] = None) -> None:
     res_dir.mkdir(parents=True, exist_ok=True)
     suffix = result_suffix(args)
     setup_logging()
+    if args.skip_existing and all((res_dir / f"wer-summary-{t}-{suffix}.txt").is_file()
+                                  for t in args.test_sets.split()):
+        logging.info(f"{res_dir}: results for {suffix} exist; skipped (--skip-existing)")
+        return
     log_to_file(res_dir, suffix)
     model = load_model(args)
     if args.chunk_size > 0 and not model.causal:

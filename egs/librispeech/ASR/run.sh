@@ -288,11 +288,13 @@ if [ $stage -le 9 ] && [ $stop_stage -ge 9 ]; then
   decode_student() {  # exp dir, epoch, avg, extra decode.py options...
     local exp=$1 epoch=$2 a=$3; shift 3
     [ -f "$exp/epoch-$epoch.pt" ] || return 0
-    for method in "greedy_search" "modified_beam_search --beam-size 4"; do
+    local methods=("greedy_search" "modified_beam_search --beam-size 4")
+    case "$exp" in *-seed*) methods=("greedy_search") ;; esac  # beam: first seed only
+    for method in "${methods[@]}"; do
       # shellcheck disable=SC2086
       run_logged ./transducer_streaming/decode.py --exp-dir "$exp" --epoch "$epoch" --avg "$a" \
         --lang-dir "$lang_dir" --max-duration 300 --num-workers 1 --decoding-method $method \
-        --test-sets "test-clean test-other" "$@"
+        --test-sets "test-clean test-other" --skip-existing true "$@"
     done
   }
   decode_student kd_stage1_hidden/exp "$kd_epochs" "$kd_avg" "${streaming_mode[@]}"
@@ -312,7 +314,8 @@ if [ $stage -le 9 ] && [ $stop_stage -ge 9 ]; then
       read -r exp epoch a <<< "$model"
       run_logged ./transducer_streaming/decode.py --exp-dir "$exp" --epoch "$epoch" --avg "$a" \
         --lang-dir "$lang_dir" --max-duration 300 --num-workers 1 --decoding-method greedy_search \
-        --test-sets "test-clean test-other" --chunk-size "$chunk" --left-context $(( 4 * chunk ))
+        --test-sets "test-clean test-other" --chunk-size "$chunk" --left-context $(( 4 * chunk )) \
+        --skip-existing true
     done
   done
   chunkwise kd_stage2_output/exp "$kd_epochs" "$kd_avg" greedy_search

@@ -308,7 +308,7 @@ def distillation_section(wers, args) -> list:
              "every student has had the same number of updates after the baseline. Streaming "
              f"models are decoded in simulated streaming with {chunk_ms} ms chunks and {left_ms} ms "
              "of left context (chunk-wise parity above). WER in %; several seeds: mean ± half the "
-             "range. Relative reduction: (baseline - model) / baseline. Gap closed: (baseline - "
+             "range (greedy; beam search is decoded for the first seed only). Relative reduction: (baseline - model) / baseline. Gap closed: (baseline - "
              "model) / (baseline - teacher). Latency: greedy search, mean over test-clean and "
              "test-other (definitions in the Latency section).", ""] + table
     if plot_wer_vs_latency(wers, rows, args.decode_chunk, args.decode_left_context,
