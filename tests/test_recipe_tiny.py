@@ -50,9 +50,13 @@ def test_run_sh_tiny_profile_writes_results(prepared_tiny):
     assert seeds == ["1", "2", "1", "1", "1", "1", "1", "2"], seeds
     for row in rows:
         assert len(re.findall(r"\| \d+\.\d\d ", row + " ")) == 4, row  # greedy and beam WERs
-    for png in ("wer-vs-latency.png", "wer-vs-chunk.png"):
-        assert (prepared_tiny / png).stat().st_size > 1000
-        assert f"]({png})" in results
+    assert (prepared_tiny / "wer-vs-chunk.png").stat().st_size > 1000
+    assert "](wer-vs-chunk.png)" in results
+    # The latency plot needs a model that emits tokens (tiny models may emit none).
+    emits = any(r.rstrip(" |").split(" | ")[-2] != "-" for r in rows)  # first-token column
+    assert ("](wer-vs-latency.png)" in results) == emits, results
+    if emits:
+        assert (prepared_tiny / "wer-vs-latency.png").stat().st_size > 1000
     assert "./kd_stage2_output/train.py --exp-dir kd_stage2_output/exp" in results
     assert "--teacher-targets exported" in results
     assert "## Run time" in results and "| stage 6: distillation stage 1 |" in results
