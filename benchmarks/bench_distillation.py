@@ -4,7 +4,7 @@ baseline's, with the teacher's targets computed on the fly or read from exported
 
 Usage (after prepare.sh; from the repository root):
   .venv/bin/python benchmarks/bench_distillation.py --recipe-dir egs/librispeech/ASR \
-      [--preset small] [--lang-dir data/lang_bpe_100] [--batches 12] \
+      [--preset small] [--lang-dir data/lang_bpe_100] [--batches 22] \
       [--output benchmarks/results/distillation.md]
 
 Every setting runs --batches training steps (forward, losses, backward, AdamW step) on the
@@ -16,6 +16,7 @@ folder first (float16, as kd_teacher_export does) and read through lhotse in eac
 
 import argparse
 import os
+import random
 import tempfile
 import time
 from pathlib import Path
@@ -51,7 +52,7 @@ def main() -> None:
     parser.add_argument("--recipe-dir", type=Path, default=Path("egs/librispeech/ASR"))
     parser.add_argument("--preset", default="small")
     parser.add_argument("--lang-dir", default="data/lang_bpe_100")
-    parser.add_argument("--batches", type=int, default=12)
+    parser.add_argument("--batches", type=int, default=22)
     parser.add_argument("--output", type=Path, default=None)
     args = parser.parse_args()
     output = args.output.resolve() if args.output else None
@@ -83,6 +84,7 @@ def main() -> None:
         reference = None
         for name, kd in settings:
             torch.manual_seed(0)
+            random.seed(0)  # the same chunk sizes drawn for every setting
             student = build_transducer(args.preset, sp.get_piece_size(), causal=True)
             transducer = TransducerObjective(sp, chunks, warm_step=0, ctc_loss_scale=0.5)
             objective = (transducer if kd is None
