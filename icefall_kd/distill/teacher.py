@@ -18,23 +18,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from icefall_kd.model.transducer import Transducer, TransducerConfig
-from icefall_kd.training.checkpoint import load_checkpoint, model_state_for_decoding
+from icefall_kd.model.transducer import Transducer
 
 TARGET_FIELD = "teacher_hidden_{layer}"
-
-
-def load_transducer(exp_dir: Path, epoch: int, avg: int, use_averaged_model: bool = True) -> Transducer:
-    """The model ``decode.py --exp-dir exp_dir --epoch E --avg A`` decodes."""
-    exp_dir = Path(exp_dir)
-    path = exp_dir / f"epoch-{epoch}.pt"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: train that model first, or fix the "
-                                "--*-exp-dir/--*-epoch options")
-    config = TransducerConfig.from_dict(load_checkpoint(path)["model_config"])
-    model = Transducer(config)
-    model.load_state_dict(model_state_for_decoding(exp_dir, epoch, avg, use_averaged_model))
-    return model
 
 
 class FrozenTeacher:

@@ -7,10 +7,8 @@ import logging
 from pathlib import Path
 
 import sentencepiece as spm
-import torch
 
-from icefall_kd.model.transducer import PRESETS, Transducer, TransducerConfig, build_transducer
-from icefall_kd.training.checkpoint import load_checkpoint
+from icefall_kd.model.transducer import PRESETS, Transducer, build_transducer
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,12 +33,4 @@ def new_model(args: argparse.Namespace, sp: spm.SentencePieceProcessor, causal: 
     model = build_transducer(args.model_preset, sp.get_piece_size(), causal, args.dropout)
     num_params = sum(p.numel() for p in model.parameters())
     logging.info(f"model: preset {args.model_preset}, causal={causal}, {num_params / 1e6:.2f} M parameters")
-    return model
-
-
-def model_from_checkpoint(path: Path, state_key: str = "model") -> Transducer:
-    """A Transducer rebuilt from the config stored in a checkpoint, with its weights."""
-    state = load_checkpoint(path)
-    model = Transducer(TransducerConfig.from_dict(state["model_config"]))
-    model.load_state_dict(state[state_key])
     return model

@@ -19,11 +19,11 @@ from icefall_kd.decoding.search import greedy_search, modified_beam_search
 from icefall_kd.data.fbank import SAMPLE_RATE
 from icefall_kd.decoding.wer import write_error_stats, write_recogs
 from icefall_kd.model.subsampling import SUBSAMPLING_FACTOR, SUBSAMPLING_LOOKAHEAD_FRAMES
-from icefall_kd.model.transducer import Transducer, TransducerConfig
+from icefall_kd.model.transducer import Transducer
 from icefall_kd.recipes.common import load_bpe
 from icefall_kd.streaming.latency import utterance_record, write_latency_files
 from icefall_kd.streaming.recognizer import FRAME_END_OFFSET_SAMPLES, FRAME_SHIFT_SAMPLES
-from icefall_kd.training.checkpoint import load_checkpoint, model_state_for_decoding
+from icefall_kd.training.checkpoint import load_transducer
 from icefall_kd.utils import HelpFormatter, setup_logging, str2bool
 
 
@@ -82,12 +82,8 @@ def result_suffix(args: argparse.Namespace) -> str:
 
 
 def load_model(args: argparse.Namespace) -> Transducer:
-    config = load_checkpoint(args.exp_dir / f"epoch-{args.epoch}.pt")["model_config"]
-    model = Transducer(TransducerConfig.from_dict(config))
-    model.load_state_dict(
-        model_state_for_decoding(args.exp_dir, args.epoch, args.avg, args.use_averaged_model)
-    )
-    return model.eval()
+    """The model --exp-dir/--epoch/--avg/--use-averaged-model name, in eval mode."""
+    return load_transducer(args.exp_dir, args.epoch, args.avg, args.use_averaged_model).eval()
 
 
 def first_token_seconds(hyp, duration: float, chunk_size: int) -> Optional[float]:

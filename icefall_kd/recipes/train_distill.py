@@ -12,7 +12,8 @@ from typing import Dict, Optional, Sequence
 from icefall_kd.data.datamodule import AsrDataModule, DataConfig
 from icefall_kd.data.fbank import feature_statistics
 from icefall_kd.distill.objective import DistillationObjective, DistillConfig, parse_layer_pairs
-from icefall_kd.distill.teacher import FrozenTeacher, load_transducer, projections_for, resolve_layer
+from icefall_kd.distill.teacher import FrozenTeacher, projections_for, resolve_layer
+from icefall_kd.training.checkpoint import load_transducer
 from icefall_kd.model.transducer import Transducer
 from icefall_kd.recipes.common import load_bpe, new_model
 from icefall_kd.recipes.train_transducer import (

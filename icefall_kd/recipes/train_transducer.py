@@ -12,6 +12,7 @@ from icefall_kd.data.datamodule import AsrDataModule, DataConfig
 from icefall_kd.data.fbank import feature_statistics
 from icefall_kd.data.filters import TrainingCutFilter
 from icefall_kd.recipes.common import add_model_arguments, load_bpe, new_model
+from icefall_kd.training.checkpoint import load_transducer
 from icefall_kd.training.trainer import Trainer, TrainConfig, setup_distributed
 from icefall_kd.training.transducer_objective import (
     ChunkChoice,
@@ -108,8 +109,6 @@ def run_trainer(args, model, objective, data: AsrDataModule, train_cuts, dist) -
 def init_from_checkpoint(args, causal: bool):
     """The model of ``--init-from`` at ``--init-epoch``/``--init-avg`` (CMVN included); it
     must be streaming or full-context as ``causal`` says."""
-    from icefall_kd.distill.teacher import load_transducer
-
     if args.init_epoch is None:
         raise SystemExit(f"--init-from {args.init_from} needs --init-epoch (which checkpoint)")
     model = load_transducer(Path(args.init_from), args.init_epoch, args.init_avg,

@@ -110,3 +110,18 @@ def model_state_for_decoding(exp_dir: Path, epoch: int, avg: int,
         return without_training_only(averaged_model_between(start, end))
     paths = [exp_dir / f"epoch-{e}.pt" for e in range(epoch - avg + 1, epoch + 1)]
     return without_training_only(average_state_dicts([load_checkpoint(p)["model"] for p in paths]))
+
+
+def load_transducer(exp_dir: Path, epoch: int, avg: int, use_averaged_model: bool = True) -> Transducer:
+    """The model ``decode.py --exp-dir exp_dir --epoch E --avg A`` decodes."""
+    exp_dir = Path(exp_dir)
+    path = exp_dir / f"epoch-{epoch}.pt"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: train that model first, or fix the "
+                                "--*-exp-dir/--*-epoch options")
+    from icefall_kd.model.transducer import Transducer, TransducerConfig
+
+    config = TransducerConfig.from_dict(load_checkpoint(path)["model_config"])
+    model = Transducer(config)
+    model.load_state_dict(model_state_for_decoding(exp_dir, epoch, avg, use_averaged_model))
+    return model
