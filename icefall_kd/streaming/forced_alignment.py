@@ -30,9 +30,10 @@ def viterbi_token_frames(log_probs: torch.Tensor, symbols: List[int], blank: int
     emit = log_probs[:, :-1, :].gather(2, index.view(1, -1, 1).expand(t_max, -1, 1)).squeeze(2)
     blank_lp = log_probs[:, :, blank]  # (T, S+1)
     neg_inf = torch.tensor(float("-inf"), dtype=log_probs.dtype)
-    # score[t, s]: best path reaching node (t, s) before the blank of frame t.
-    score = torch.full((t_max, s_plus_1), float("-inf"), dtype=log_probs.dtype)
-    came_by_symbol = torch.zeros((t_max, s_plus_1), dtype=torch.bool)
+    # first_row[t, s]: the row k at which the best path to node (t, s) entered frame t; it
+    # then emitted symbols k..s-1 at frame t. Kept as an index rather than recovered by
+    # comparing scores, which float rounding of the scan below would make unreliable.
+    first_row = torch.zeros((t_max, s_plus_1), dtype=torch.int64)
     arrive = torch.full((s_plus_1,), float("-inf"), dtype=log_probs.dtype)
     arrive[0] = 0.0  # arriving at frame 0 with 0 symbols
     for t in range(t_max):
@@ -40,21 +41,18 @@ def viterbi_token_frames(log_probs: torch.Tensor, symbols: List[int], blank: int
         # A max-plus scan: with c[s] = sum of emit[t, :s],
         # score[s] = c[s] + max_{k <= s} (arrive[k] - c[k]).
         c = torch.cat([torch.zeros(1, dtype=log_probs.dtype), emit[t].cumsum(0)])
-        best, _ = torch.cummax(arrive - c, dim=0)
-        score[t] = c + best
-        came_by_symbol[t] = score[t] > arrive
-        came_by_symbol[t, 0] = False
-        arrive = score[t] + blank_lp[t]  # the blank of frame t moves to frame t + 1
-        if t + 1 < t_max:
-            arrive = torch.where(torch.isfinite(arrive), arrive, neg_inf)
+        best, first_row[t] = torch.cummax(arrive - c, dim=0)
+        score = c + best
+        arrive = score + blank_lp[t]  # the blank of frame t moves to frame t + 1
+        arrive = torch.where(torch.isfinite(arrive), arrive, neg_inf)
     # Backtrack from (T-1, S): the final blank is taken there.
     frames = [0] * s_max
     s = s_max
     for t in range(t_max - 1, -1, -1):
-        while s > 0 and came_by_symbol[t, s]:
-            s -= 1
-            frames[s] = t
-        # otherwise node (t, s) was reached by the blank of frame t-1 at the same s
+        k = int(first_row[t, s])
+        for j in range(k, s):
+            frames[j] = t
+        s = k
     if s != 0:
         raise RuntimeError("no complete path through the lattice (T < S?)")
     return frames
