@@ -192,7 +192,11 @@ if [ $stage -le 2 ] && [ $stop_stage -ge 1 ]; then
   wait_lanes
 fi
 
-decode_common=(--epoch "$num_epochs" --avg "$avg" --lang-dir "$lang_dir" --max-duration 300 --num-workers 1)
+# Features computed from the audio as a deployed recogniser does (kaldi-native-fbank), not
+# read back from the lossy lilcom store: simulated streaming then sees exactly the input of
+# chunk-wise recognition, so the two can be compared hypothesis by hypothesis.
+decode_feats=(--on-the-fly-feats true)
+decode_common=(--epoch "$num_epochs" --avg "$avg" --lang-dir "$lang_dir" --max-duration 300 --num-workers 1 "${decode_feats[@]}")
 streaming_mode=(--chunk-size "$decode_chunk" --left-context "$decode_left_context")
 if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
   begin_stage 3 "decode the teacher and the baseline"
@@ -294,7 +298,7 @@ if [ $stage -le 9 ] && [ $stop_stage -ge 9 ]; then
       # shellcheck disable=SC2086
       run_logged ./transducer_streaming/decode.py --exp-dir "$exp" --epoch "$epoch" --avg "$a" \
         --lang-dir "$lang_dir" --max-duration 300 --num-workers 1 --decoding-method $method \
-        --test-sets "test-clean test-other" --skip-existing true "$@"
+        --test-sets "test-clean test-other" --skip-existing true "${decode_feats[@]}" "$@"
     done
   }
   decode_student kd_stage1_hidden/exp "$kd_epochs" "$kd_avg" "${streaming_mode[@]}"
@@ -315,7 +319,7 @@ if [ $stage -le 9 ] && [ $stop_stage -ge 9 ]; then
       run_logged ./transducer_streaming/decode.py --exp-dir "$exp" --epoch "$epoch" --avg "$a" \
         --lang-dir "$lang_dir" --max-duration 300 --num-workers 1 --decoding-method greedy_search \
         --test-sets "test-clean test-other" --chunk-size "$chunk" --left-context $(( 4 * chunk )) \
-        --skip-existing true
+        --skip-existing true "${decode_feats[@]}"
     done
   done
   chunkwise kd_stage2_output/exp "$kd_epochs" "$kd_avg" greedy_search
