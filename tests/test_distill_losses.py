@@ -1,14 +1,15 @@
 """Invariants of the distillation losses, checked against direct formulas: the power
 transform is a temperature, a = 1 is plain KL, `fixed` is temperature KD (and Hinton's KD),
 KL >= 0 and 0 for identical models, masked nodes are inert, the adaptive rules meet their
-targets (and are the largest exponent that does), the 3-class collapse by enumeration."""
+targets (and are the largest exponent that does), the 3-class collapse by enumeration,
+the blank-free variant against renormalised distributions."""
 
 import math
 
 import pytest
 import torch
 
-from icefall_kd.distill.losses import collapse_to_three, hidden_mse, lattice_kd
+from icefall_kd.distill.losses import collapse_to_three, hidden_mse, lattice_kd, without_class
 from icefall_kd.distill.smoothing import (
     SmoothingConfig,
     choose_alpha,
@@ -213,3 +214,66 @@ def test_node_weights_give_a_weighted_mean_per_frame():
     weighted, _ = lattice_kd(zs, zt, mask, cfg, node_weights=only_first)
     direct = _kl(zt[..., 0, :].log_softmax(-1), zs[..., 0, :].log_softmax(-1)).sum()
     assert torch.allclose(weighted, direct, rtol=1e-6)
+
+
+def test_nonblank_is_the_kl_of_the_renormalised_token_distributions():
+    zs, zt = _logits(2, 3, 4, 6, seed=21), _logits(2, 3, 4, 6, seed=22)
+    mask = _all_valid(2, 3, 4)
+    cfg = SmoothingConfig(mode="fixed", temperature=1.0)
+    got, _ = lattice_kd(zs, zt, mask, cfg, drop_class=0)
+    # by hand: p(k | not blank) = p(k) / (1 - p(blank)) over k = 1..V-1
+    p_s, p_t = zs.softmax(-1), zt.softmax(-1)
+    r = p_s[..., 1:] / (1 - p_s[..., :1])
+    q = p_t[..., 1:] / (1 - p_t[..., :1])
+    direct = (q * (q.log() - r.log())).sum(-1).mean(-1).sum()
+    assert torch.allclose(got, direct, rtol=1e-9)
+    assert without_class(zt.log_softmax(-1), 2).exp().sum(-1).allclose(torch.ones(2, 3, 4, dtype=zt.dtype))
+
+
+def test_nonblank_ignores_blank_entirely():
+    """Moving either model's blank logit changes nothing, and the student's blank logit
+    gets no gradient: this loss says what to emit, never when."""
+    zs, zt = _logits(2, 3, 4, 6, seed=23), _logits(2, 3, 4, 6, seed=24)
+    mask = _all_valid(2, 3, 4)
+    cfg = SmoothingConfig(mode="entropy_floor", entropy_floor=0.8)
+    base, _ = lattice_kd(zs, zt, mask, cfg, hinton=True, drop_class=0)
+    zs2, zt2 = zs.clone(), zt.clone()
+    zs2[..., 0] += 5.0
+    zt2[..., 0] -= 7.0
+    moved, _ = lattice_kd(zs2, zt2, mask, cfg, hinton=True, drop_class=0)
+    assert torch.allclose(base, moved, rtol=1e-9)
+    zs.requires_grad_(True)
+    lattice_kd(zs, zt, mask, cfg, drop_class=0)[0].backward()
+    assert float(zs.grad[..., 0].abs().max()) == 0.0 and float(zs.grad[..., 1:].abs().max()) > 0
+
+
+def test_weighted_sum_instead_of_a_per_frame_mean():
+    zs, zt = _logits(2, 3, 4, 6, seed=25), _logits(2, 3, 4, 6, seed=26)
+    mask = _all_valid(2, 3, 4)
+    cfg = SmoothingConfig(mode="fixed", temperature=1.0)
+    w = torch.rand(2, 3, 4, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    got, _ = lattice_kd(zs, zt, mask, cfg, node_weights=w, per_frame_mean=False)
+    direct = (w * _kl(zt.log_softmax(-1), zs.log_softmax(-1))).sum()
+    assert torch.allclose(got, direct, rtol=1e-9)
+    with pytest.raises(ValueError, match="needs node_weights"):
+        lattice_kd(zs, zt, mask, cfg, per_frame_mean=False)
+
+
+def test_emission_occupancy_counts_each_token_once():
+    """Every alignment emits each of the S_b tokens exactly once: the emission posteriors of
+    a batch element sum to S_b, each symbol row s < S_b to 1, and row S_b is 0."""
+    from icefall_kd.loss.transducer_loss import pruned_transducer_loss
+    from icefall_kd.model.transducer import build_transducer
+
+    torch.manual_seed(0)
+    model = build_transducer("tiny", vocab_size=20, causal=False)
+    encoder_out = torch.randn(2, 12, model.encoder.output_dim)
+    lens = torch.tensor([12, 9])
+    tokens = [[3, 4, 5, 6], [7, 8]]
+    emission = pruned_transducer_loss(model, encoder_out, lens, tokens).emission_occupancy
+    assert emission.shape == (2, 12, 5)
+    for b, (t_b, s_b) in enumerate([(12, 4), (9, 2)]):
+        per_symbol = emission[b].sum(0)  # (S + 1,)
+        assert per_symbol[:s_b].tolist() == pytest.approx([1.0] * s_b, abs=1e-4)
+        assert float(per_symbol[s_b:].abs().sum()) == pytest.approx(0.0, abs=1e-6)
+        assert float(emission[b, t_b:].abs().sum()) == pytest.approx(0.0, abs=1e-6)

@@ -93,11 +93,13 @@ def test_pruned_nodes_equal_full_lattice_when_the_range_covers_every_symbol(setu
     sp, teacher, student, *_, batch = setup
     max_tokens = max(len(t) for t in sp.encode(list(batch["supervisions"]["text"])))
     for smoothing in (SmoothingConfig(), SmoothingConfig(mode="fixed", temperature=2.0)):
-        for classes in ("vocab", "collapsed3"):
+        for classes, weights in (("vocab", "uniform"), ("collapsed3", "uniform"),
+                                 ("nonblank", "emission")):
             pruned = _objective(sp, teacher, prune_range=max_tokens + 1, output_kd_scale=1.0,
-                                kd_classes=classes, smoothing=smoothing)
+                                kd_classes=classes, kd_node_weights=weights, smoothing=smoothing)
             full = _objective(sp, teacher, prune_range=max_tokens + 1, output_kd_scale=1.0,
-                              kd_classes=classes, kd_nodes="full", smoothing=smoothing)
+                              kd_classes=classes, kd_node_weights=weights, kd_nodes="full",
+                              smoothing=smoothing)
             a = pruned(student, batch, 10, False).values["output_kd"]
             b = full(student, batch, 10, False).values["output_kd"]
             assert a == pytest.approx(b, rel=1e-5), (classes, smoothing.mode)

@@ -20,7 +20,7 @@ from icefall_kd.distill.smoothing import (
 )
 
 KD_NODE_SETS = ("pruned", "full")
-KD_CLASSES = ("vocab", "collapsed3")
+KD_CLASSES = ("vocab", "collapsed3", "nonblank")
 
 
 def frame_mask(lengths: torch.Tensor, num_frames: int) -> torch.Tensor:
@@ -69,9 +69,17 @@ def collapse_to_three(log_probs: torch.Tensor, next_symbol: torch.Tensor,
     return out - out.logsumexp(-1, keepdim=True)
 
 
+def without_class(scores: torch.Tensor, class_id: int) -> torch.Tensor:
+    """(..., V) logits or log-probs -> (..., V - 1) log-probs of the other classes,
+    renormalised: the distribution given that ``class_id`` (blank) is not chosen."""
+    keep = torch.tensor([i for i in range(scores.shape[-1]) if i != class_id], device=scores.device)
+    return at_least_float32(scores.index_select(-1, keep)).log_softmax(-1)
+
+
 def lattice_kd(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
                node_mask: torch.Tensor, smoothing: SmoothingConfig, hinton: bool = False,
-               collapse: Optional[dict] = None, node_weights: Optional[torch.Tensor] = None):
+               collapse: Optional[dict] = None, node_weights: Optional[torch.Tensor] = None,
+               drop_class: Optional[int] = None, per_frame_mean: bool = True):
     """KL(q || r) summed over the batch, averaged over the valid nodes of each frame.
 
     student_logits, teacher_logits: (B, T, U, V) joiner outputs at the same lattice nodes
@@ -80,11 +88,17 @@ def lattice_kd(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
     the same exponent in Hinton mode (and the KL scaled by 1/a^2 there). ``collapse``: dict
     with ``next_symbol``, ``has_next`` (B, T, U) and ``blank_id`` for the 3-class variant.
     ``node_weights`` (B, T, U), e.g. alignment occupancy: a weighted instead of a plain mean
-    over each frame's nodes.
+    over each frame's nodes. ``drop_class``: compare the distributions over the other
+    classes only (the ``nonblank`` variant: which token, not when). ``per_frame_mean=False``:
+    the weighted sum over nodes instead of a per-frame mean (weights that already sum to the
+    number of events, e.g. emission posteriors, which sum to U_b per utterance).
 
     Returns (loss, stats) with stats the mean exponent and mean teacher entropies before
     and after smoothing over valid nodes (for logs).
     """
+    if drop_class is not None:  # the blank's column is gone, so it gets no gradient at all
+        teacher_logits = without_class(teacher_logits, drop_class)
+        student_logits = without_class(student_logits, drop_class)
     teacher_lp = at_least_float32(teacher_logits.detach()).log_softmax(-1)
     student_lp = at_least_float32(student_logits).log_softmax(-1)
     if collapse is not None:
@@ -100,10 +114,14 @@ def lattice_kd(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
     # where, not a product: a masked node adds nothing to the loss or the gradient.
     kl = torch.where(node_mask, kl * scale, torch.zeros_like(kl))
     if node_weights is None:
+        if not per_frame_mean:
+            raise ValueError("per_frame_mean=False needs node_weights")
         per_frame = kl.sum(-1) / node_mask.sum(-1).clamp(min=1).to(kl.dtype)
     else:
         w = torch.where(node_mask, node_weights.detach().to(kl.dtype), torch.zeros_like(kl))
-        per_frame = (kl * w).sum(-1) / w.sum(-1).clamp(min=1e-8)
+        per_frame = (kl * w).sum(-1)
+        if per_frame_mean:
+            per_frame = per_frame / w.sum(-1).clamp(min=1e-8)
     loss = per_frame.sum()
     with torch.no_grad():
         valid = node_mask

@@ -30,6 +30,8 @@ from icefall_kd.training.trainer import LossInfo
 from icefall_kd.training.transducer_objective import TransducerObjective
 from icefall_kd.utils import str2bool
 
+KD_NODE_WEIGHTS = ("uniform", "occupancy", "emission")
+
 
 def parse_layer_pairs(text: str) -> List[Tuple[int, int]]:
     """ "-1:-1" or "1:1,3:3" -> [(student_layer, teacher_layer), ...]; -1 = encoder output."""
@@ -68,7 +70,7 @@ class DistillConfig:
         for name, value, allowed in [("kd_nodes", self.kd_nodes, KD_NODE_SETS),
                                      ("kd_classes", self.kd_classes, KD_CLASSES),
                                      ("kd_ranges_from", self.kd_ranges_from, ("student", "teacher")),
-                                     ("kd_node_weights", self.kd_node_weights, ("uniform", "occupancy")),
+                                     ("kd_node_weights", self.kd_node_weights, KD_NODE_WEIGHTS),
                                      ("teacher_targets", self.teacher_targets, ("online", "exported"))]:
             if value not in allowed:
                 raise ValueError(f"--{name.replace('_', '-')} {value!r}: choose from {allowed}")
@@ -98,16 +100,21 @@ class DistillConfig:
                        "(memory B*T*U*V: small cases only)")
         g.add_argument("--kd-classes", choices=KD_CLASSES, default="vocab",
                        help="vocab: full output distribution; collapsed3: {next label, blank, "
-                       "rest} (Panchapagesan et al. 2021, a baseline)")
+                       "rest} (Panchapagesan et al. 2021, a baseline); nonblank: the "
+                       "distribution over tokens given that one is emitted (blank left out "
+                       "and both sides renormalised): what to emit, not when, so a teacher "
+                       "that emits earlier does not push the student towards blank")
         g.add_argument("--kd-ranges-from", choices=["student", "teacher"], default="student",
                        help="Whose simple loss picks the pruned nodes")
         g.add_argument("--kd-hinton", type=str2bool, default=False,
                        help="Transform the student with the same exponent and scale the KL by "
                        "1/a^2 (Hinton's KD); default: only the teacher is transformed")
-        g.add_argument("--kd-node-weights", choices=["uniform", "occupancy"], default="uniform",
-                       help="How a frame's lattice nodes are averaged: uniform, or weighted by "
-                       "the probability that the student's alignment passes through them "
-                       "(from its simple loss), so off-path nodes count little")
+        g.add_argument("--kd-node-weights", choices=KD_NODE_WEIGHTS, default="uniform",
+                       help="How lattice nodes are weighted: uniform or occupancy (the probability "
+                       "that the student's alignment passes through a node, from its simple "
+                       "loss) average each frame's nodes; emission weights each node by the "
+                       "probability that the student emits a token there and sums (about one "
+                       "unit per token), the natural weight for --kd-classes nonblank")
         g.add_argument("--kd-teacher-shift", type=int, default=0,
                        help="Delay the teacher's encoder output by this many frames before its "
                        "joiner is evaluated: a full-context teacher emits earlier than a "
@@ -256,8 +263,9 @@ class DistillationObjective:
             next_symbol = padded.gather(1, node_u.reshape(len(symbols), -1)).view_as(node_u)
             collapse = dict(next_symbol=next_symbol, has_next=has_next, blank_id=blank)
         weights = None
-        if cfg.kd_node_weights == "occupancy":
-            occ = loss.node_occupancy  # (B, T, S + 1)
-            weights = occ.gather(2, node_u.clamp(max=occ.shape[2] - 1))
+        if cfg.kd_node_weights != "uniform":
+            occ = loss.node_occupancy if cfg.kd_node_weights == "occupancy" else loss.emission_occupancy
+            weights = occ.gather(2, node_u.clamp(max=occ.shape[2] - 1))  # (B, T, S + 1) -> nodes
         return lattice_kd(logits_s, logits_t, node_mask, cfg.smoothing, cfg.kd_hinton, collapse,
-                          weights)
+                          weights, drop_class=blank if cfg.kd_classes == "nonblank" else None,
+                          per_frame_mean=cfg.kd_node_weights != "emission")

@@ -36,6 +36,9 @@ class TransducerLossOutput:
     # (B, T, S + 1): probability that the alignment passes through lattice node (t, s),
     # under the simple (smoothed) loss; sums blank and symbol arcs leaving the node.
     node_occupancy: Optional[torch.Tensor] = None
+    # (B, T, S + 1): probability that the alignment emits symbol s + 1 at frame t (the
+    # symbol arc leaving node (t, s)); 0 at s = S. Sums to S_b over an utterance.
+    emission_occupancy: Optional[torch.Tensor] = None
 
 
 def _at_least_float32(x: torch.Tensor) -> torch.Tensor:
@@ -98,11 +101,13 @@ def pruned_transducer_loss(
             logits=_at_least_float32(logits), symbols=symbols, ranges=ranges, termination_symbol=blank,
             boundary=boundary, delay_penalty=delay_penalty, reduction="sum",
         )
-    occupancy = py_grad.detach().clone()  # (B, S + 1, T) blank arcs
-    occupancy[:, :-1, :] += px_grad.detach()[:, :, : occupancy.shape[2]]  # symbol arcs
+    emission = torch.zeros_like(py_grad)  # (B, S + 1, T)
+    emission[:, :-1, :] = px_grad.detach()[:, :, : emission.shape[2]]  # symbol arcs
+    occupancy = py_grad.detach() + emission  # plus the blank arcs
     return TransducerLossOutput(simple_loss, pruned_loss, ranges, logits, boundary, symbols,
                                 decoder_out=decoder_out,
-                                node_occupancy=occupancy.transpose(1, 2))
+                                node_occupancy=occupancy.transpose(1, 2),
+                                emission_occupancy=emission.transpose(1, 2))
 
 
 def ctc_loss(model: Transducer, encoder_out: torch.Tensor, encoder_lens: torch.Tensor,
