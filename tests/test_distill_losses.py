@@ -9,7 +9,14 @@ import math
 import pytest
 import torch
 
-from icefall_kd.distill.losses import collapse_to_three, hidden_mse, lattice_kd, without_class
+from icefall_kd.distill.losses import (
+    collapse_to_three,
+    hidden_mse,
+    lattice_kd,
+    token_kd,
+    token_log_probs,
+    without_class,
+)
 from icefall_kd.distill.smoothing import (
     SmoothingConfig,
     choose_alpha,
@@ -277,3 +284,44 @@ def test_emission_occupancy_counts_each_token_once():
         assert per_symbol[:s_b].tolist() == pytest.approx([1.0] * s_b, abs=1e-4)
         assert float(per_symbol[s_b:].abs().sum()) == pytest.approx(0.0, abs=1e-6)
         assert float(emission[b, t_b:].abs().sum()) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_token_distributions_by_hand():
+    """Position s's distribution is the emission-weighted mean, over the nodes (t, s), of
+    the token distribution given an emission."""
+    z = _logits(1, 3, 2, 4, seed=31)
+    rows = torch.tensor([[[0, 1], [0, 1], [1, 2]]])
+    w = torch.tensor([[[0.7, 0.1], [0.3, 0.4], [0.5, 0.0]]], dtype=torch.float64)
+    got, mass = token_log_probs(z, rows, w, num_rows=3, blank_id=0)
+    p = z[..., 1:].softmax(-1)[0]  # (T, R, 3): blank left out, renormalised
+    for s in range(3):
+        num = sum(float(w[0, t, r]) * p[t, r] for t in range(3) for r in range(2) if rows[0, t, r] == s)
+        den = sum(float(w[0, t, r]) for t in range(3) for r in range(2) if rows[0, t, r] == s)
+        assert float(mass[0, s]) == pytest.approx(den)
+        if den > 0:
+            assert got[0, s].exp().tolist() == pytest.approx((num / den).tolist(), rel=1e-9)
+
+
+def test_token_kd_ignores_when_the_teacher_emits():
+    """The same model emitting every token one frame earlier costs nothing (the per-node
+    KL does), and a teacher preferring other tokens does cost."""
+    torch.manual_seed(0)
+    t_max, r, v = 6, 2, 5
+    z = _logits(1, t_max, r, v, seed=32)
+    rows = torch.tensor([[0, 1], [0, 1], [1, 2], [1, 2], [2, 3], [2, 3]]).unsqueeze(0)
+    w = torch.rand(1, t_max, r, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    w[:, :, 1] *= rows[:, :, 1] < 3  # no emission from the last row
+    w[:, 0] = 0.0  # frame 0 moves out of the teacher's utterance below
+    earlier = (z.roll(-1, dims=1), rows.roll(-1, dims=1), w.roll(-1, dims=1))
+    cfg = SmoothingConfig(mode="fixed", temperature=1.0)
+    num_tokens = torch.tensor([3])
+    loss, _ = token_kd((z, rows, w), earlier, num_tokens, cfg, min_mass=0.0)
+    assert float(loss) == pytest.approx(0.0, abs=1e-9)
+    node_kl, _ = lattice_kd(z, earlier[0], torch.ones(1, t_max, r, dtype=torch.bool), cfg)
+    assert float(node_kl) > 0.1
+    other = _logits(1, t_max, r, v, seed=33)
+    loss_other, _ = token_kd((z, rows, w), (other, rows, w), num_tokens, cfg, min_mass=0.0)
+    assert float(loss_other) > 0.01
+    # positions whose emission mass is too small (the band missed them) are left out
+    skipped, _ = token_kd((z, rows, w), (other, rows, w * 1e-3), num_tokens, cfg, min_mass=0.5)
+    assert float(skipped) == 0.0

@@ -139,3 +139,24 @@ def test_teacher_shift_compares_frame_t_with_the_teachers_frame_t_minus_shift(se
     assert a == pytest.approx(b, rel=1e-6)
     unshifted = _objective(sp, teacher, output_kd_scale=1.0)(student, batch, 10, False)
     assert abs(a - unshifted.values["output_kd"]) > 1e-5 * abs(a)  # the shift did something
+
+
+def test_token_kd_is_zero_for_the_teacher_itself_and_trains_the_student(setup):
+    import copy
+
+    sp, teacher, student, *_, batch = setup
+    cfg = DistillConfig(output_kd_scale=1.0, kd_nodes="token", kd_hinton=True,
+                        smoothing=SmoothingConfig(mode="fixed", temperature=1.0))
+    # A copy of the teacher as the student, run with full context: same alignment and the
+    # same tokens, so nothing to learn.
+    full_context = TransducerObjective(sp, ChunkChoice(), warm_step=0)
+    same = copy.deepcopy(teacher).eval()
+    info = DistillationObjective(full_context, FrozenTeacher(teacher), cfg)(same, batch, 10, False)
+    assert info.values["output_kd"] == pytest.approx(0.0, abs=1e-4)
+    info = _objective(sp, teacher, output_kd_scale=1.0, kd_nodes="token", kd_hinton=True,
+                      smoothing=cfg.smoothing)(student, batch, 10, True)
+    assert info.values["output_kd"] > 0
+    student.zero_grad()
+    info.loss.backward()
+    assert student.joiner.output_linear.weight.grad.abs().sum() > 0
+    assert all(p.grad is None for p in teacher.parameters())

@@ -7,7 +7,7 @@ division by the number of encoder frames applies to them as it does to the RNN-T
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -19,7 +19,7 @@ from icefall_kd.distill.smoothing import (
     smoothed_teacher,
 )
 
-KD_NODE_SETS = ("pruned", "full")
+KD_NODE_SETS = ("pruned", "full", "token")
 KD_CLASSES = ("vocab", "collapsed3", "nonblank")
 
 
@@ -133,3 +133,51 @@ def lattice_kd(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
             if valid.any() else 0.0,
         }
     return loss, stats
+
+
+def token_log_probs(logits: torch.Tensor, rows: torch.Tensor, weights: torch.Tensor,
+                    num_rows: int, blank_id: int = 0) -> Tuple[torch.Tensor, torch.Tensor]:
+    """What a model emits at each output position, wherever its own alignment puts it.
+
+    logits: (B, T, R, V) joiner outputs at lattice nodes (t, rows[b, t, r]); weights:
+    (B, T, R) the probability that the alignment emits a token at each node (emission
+    posteriors). Returns log P(k | position s) (B, num_rows, V - 1), the token distribution
+    given an emission averaged over the frames where position s is emitted, and the
+    emission mass that went into each position (B, num_rows), about 1 where the nodes
+    cover the alignment.
+    """
+    b, t, r, _ = logits.shape
+    probs = without_class(logits, blank_id).exp() * weights.detach().unsqueeze(-1).to(logits.dtype)
+    index = rows.reshape(b, t * r)
+    total = probs.new_zeros(b, num_rows, probs.shape[-1]).scatter_add(
+        1, index.unsqueeze(-1).expand(-1, -1, probs.shape[-1]), probs.reshape(b, t * r, -1))
+    mass = probs.new_zeros(b, num_rows).scatter_add(1, index, weights.detach().reshape(b, t * r).to(probs.dtype))
+    mixed = total / mass.clamp(min=1e-8).unsqueeze(-1)
+    return mixed.clamp(min=1e-30).log(), mass
+
+
+def token_kd(student: Tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+             teacher: Tuple[torch.Tensor, torch.Tensor, torch.Tensor], num_tokens: torch.Tensor,
+             smoothing: SmoothingConfig, hinton: bool = False, blank_id: int = 0,
+             min_mass: float = 0.5):
+    """KL between the teacher's and the student's token distributions per output position,
+    each taken where that model's own alignment emits the token (see ``token_log_probs``):
+    what to emit is learnt from the teacher, when to emit is left to the student's own
+    transducer loss, so a teacher that sees the future and emits earlier pushes nothing.
+
+    student, teacher: (logits (B, T, R, V), rows (B, T, R), emission weights (B, T, R)) on
+    each model's own pruned nodes; num_tokens: (B,) labels per utterance. Positions whose
+    emission mass (either model) is below ``min_mass`` (the pruned band missed them) are
+    left out. The power transform acts on the teacher's per-position distribution. Returns
+    (sum over positions of KL, stats) like :func:`lattice_kd`.
+    """
+    num_rows = int(num_tokens.max()) + 1 if len(num_tokens) else 1
+    log_s, mass_s = token_log_probs(*student, num_rows, blank_id)
+    with torch.no_grad():
+        log_t, mass_t = token_log_probs(*(x.detach() for x in teacher), num_rows, blank_id)
+    position = torch.arange(num_rows, device=num_tokens.device).unsqueeze(0)
+    valid = (position < num_tokens.unsqueeze(1)) & (mass_s >= min_mass) & (mass_t >= min_mass)
+    # One "frame" holding every position: a weighted sum over positions, one unit per token.
+    return lattice_kd(log_s.unsqueeze(1), log_t.unsqueeze(1), valid.unsqueeze(1), smoothing,
+                      hinton, node_weights=torch.ones_like(valid, dtype=log_s.dtype).unsqueeze(1),
+                      per_frame_mean=False)

@@ -17,7 +17,7 @@ from typing import List, Optional, Tuple
 import torch
 from torch import nn
 
-from icefall_kd.distill.losses import KD_CLASSES, KD_NODE_SETS, hidden_mse, lattice_kd
+from icefall_kd.distill.losses import KD_CLASSES, KD_NODE_SETS, hidden_mse, lattice_kd, token_kd
 from icefall_kd.distill.smoothing import ALPHA_MODES, GRANULARITIES, SmoothingConfig
 from icefall_kd.distill.teacher import (
     FrozenTeacher,
@@ -97,7 +97,9 @@ class DistillConfig:
                        help="Batches over which the output KD weight rises linearly from 0")
         g.add_argument("--kd-nodes", choices=KD_NODE_SETS, default="pruned",
                        help="pruned: the band of the pruned RNN-T loss; full: every (t, u) node "
-                       "(memory B*T*U*V: small cases only)")
+                       "(memory B*T*U*V: small cases only); token: per output token, each "
+                       "model's token distribution where its own alignment emits it (timing-"
+                       "free: the teacher's earlier emissions do not pull the student)")
         g.add_argument("--kd-classes", choices=KD_CLASSES, default="vocab",
                        help="vocab: full output distribution; collapsed3: {next label, blank, "
                        "rest} (Panchapagesan et al. 2021, a baseline); nonblank: the "
@@ -234,6 +236,8 @@ class DistillationObjective:
             lm_t = teacher.joiner.decoder_proj(dec_t)
         am_s = student.joiner.encoder_proj(enc_s)
         lm_s = student.joiner.decoder_proj(loss.decoder_out)
+        if cfg.kd_nodes == "token":
+            return self._token_kd(student, teacher, loss, enc_t, dec_t, am_t, lm_t)
         if cfg.kd_nodes == "full":
             u = torch.arange(symbols.shape[1] + 1, device=symbols.device)
             node_u = u.view(1, 1, -1).expand(enc_s.shape[0], enc_s.shape[1], -1)
@@ -269,3 +273,22 @@ class DistillationObjective:
         return lattice_kd(logits_s, logits_t, node_mask, cfg.smoothing, cfg.kd_hinton, collapse,
                           weights, drop_class=blank if cfg.kd_classes == "nonblank" else None,
                           per_frame_mean=cfg.kd_node_weights != "emission")
+
+    def _token_kd(self, student, teacher, loss, enc_t, dec_t, am_t, lm_t):
+        """KD per output token, each model on its own alignment (``--kd-nodes token``)."""
+        cfg = self.config
+        backend = rnnt_backend()
+        blank = student.config.blank_id
+        ranges_t, emission_t = teacher_ranges(teacher, enc_t, dec_t, loss.symbols, loss.boundary,
+                                              self.transducer.prune_range, self.transducer.lm_scale,
+                                              self.transducer.am_scale, with_emission=True)
+        with torch.no_grad():
+            am_p, lm_p = backend.do_rnnt_pruning(am=am_t, lm=lm_t, ranges=ranges_t)
+            logits_t = teacher.joiner(am_p, lm_p, project_input=False)
+        emission_s = loss.emission_occupancy
+        student_side = (loss.logits, loss.ranges,
+                        emission_s.gather(2, loss.ranges.clamp(max=emission_s.shape[2] - 1)))
+        teacher_side = (logits_t, ranges_t,
+                        emission_t.gather(2, ranges_t.clamp(max=emission_t.shape[2] - 1)))
+        return token_kd(student_side, teacher_side, loss.boundary[:, 2], cfg.smoothing,
+                        cfg.kd_hinton, blank)

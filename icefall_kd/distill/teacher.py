@@ -112,8 +112,11 @@ def load_exported_targets(cuts: Sequence, layers: Sequence[int], expected_lens: 
 
 def teacher_ranges(teacher: Transducer, encoder_out: torch.Tensor, decoder_out: torch.Tensor,
                    symbols: torch.Tensor, boundary: torch.Tensor, prune_range: int,
-                   lm_scale: float, am_scale: float) -> torch.Tensor:
-    """The pruning ranges (B, T, R) the teacher's own simple loss chooses."""
+                   lm_scale: float, am_scale: float,
+                   with_emission: bool = False):
+    """The pruning ranges (B, T, R) the teacher's own simple loss chooses; with
+    ``with_emission`` also its emission posteriors (B, T, S + 1) (the probability that
+    its alignment emits symbol s + 1 at frame t)."""
     from icefall_kd.loss.rnnt_backend import rnnt_backend
 
     backend = rnnt_backend()
@@ -125,8 +128,13 @@ def teacher_ranges(teacher: Transducer, encoder_out: torch.Tensor, decoder_out: 
             lm_only_scale=lm_scale, am_only_scale=am_scale, boundary=boundary,
             reduction="sum", return_grad=True,
         )
-        return backend.get_rnnt_prune_ranges(px_grad=px_grad, py_grad=py_grad,
-                                             boundary=boundary, s_range=prune_range)
+        ranges = backend.get_rnnt_prune_ranges(px_grad=px_grad, py_grad=py_grad,
+                                               boundary=boundary, s_range=prune_range)
+        if not with_emission:
+            return ranges
+        emission = torch.zeros_like(py_grad)  # (B, S + 1, T)
+        emission[:, :-1, :] = px_grad[:, :, : emission.shape[2]]
+        return ranges, emission.transpose(1, 2)
 
 
 def projections_for(student_dims: Sequence[int], teacher_dims: Sequence[int],
