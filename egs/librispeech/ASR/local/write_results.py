@@ -104,15 +104,28 @@ def sherpa_section(all_wers, args) -> list:
     return lines
 
 
+def trained_by_run_sh(args) -> set:
+    """Experiment folders of the training commands run.sh logged (not side experiments)."""
+    folders = set()
+    if args.commands_dir.is_dir():
+        for path in args.commands_dir.glob("*.txt"):
+            for line in path.read_text().splitlines():
+                words = line.split()
+                if any(w.endswith("train.py") for w in words) and "--exp-dir" in words:
+                    folders.add(words[words.index("--exp-dir") + 1])
+    return folders
+
+
 def run_time_section(args) -> list:
     stages = sorted(args.commands_dir.glob("*.seconds")) if args.commands_dir.is_dir() else []
-    logs = sorted(Path(".").glob("*/exp*/train.log"))
+    trained = {path.parent.as_posix() for path in Path(".").glob("*/exp*/train.log")}
+    logs = [Path(d) / "train.log" for d in sorted(trained & trained_by_run_sh(args))]
     if not stages and not logs:
         return []
     lines = ["", "## Run time", "", "Wall time of each `run.sh` stage in its last run (from "
              "`exp-commands/NN.seconds`) and of each training (its `train.log`, pauses of over 5 "
-             "minutes between resumed runs left out); trainings ran two or three at a time, one "
-             "CPU thread each, beside other work.", "",
+             "minutes between resumed runs left out; only what run.sh trained); trainings ran two "
+             "to four at a time, one CPU thread each, beside other work.", "",
              "| what | minutes |", "|---|---:|"]
     total = 0.0
     for path in stages:
