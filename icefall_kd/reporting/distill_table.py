@@ -154,6 +154,7 @@ def plot_wer_vs_latency(wers, rows: Sequence[Row], chunk: int, left: int, path: 
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker  # noqa: F401 (matplotlib.ticker below)
 
     points = []
     for row in rows:
@@ -163,11 +164,18 @@ def plot_wer_vs_latency(wers, rows: Sequence[Row], chunk: int, left: int, path: 
             points.append((row.name, lat, wer))
     if not points:
         return False
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for name, lat, wer in points:
-        ax.scatter(lat, wer)
-        ax.annotate(name, (lat, wer), fontsize=7, xytext=(4, 4), textcoords="offset points")
-    ax.set_xlabel("mean first-token latency (ms, test-clean and test-other)")
+    # A legend, not labels by the points: the streaming models sit close together and
+    # their labels would overlap; a log axis keeps the full-context teacher on the plot.
+    fig, ax = plt.subplots(figsize=(7, 5.5))
+    markers = "osD^vP*Xh<>"
+    for i, (name, lat, wer) in enumerate(points):
+        ax.scatter(lat, wer, marker=markers[i % len(markers)], s=40, label=name)
+    ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda x, _: f"{x:g}"))
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.FuncFormatter(
+        lambda x, _: f"{x:g}" if str(int(x))[0] in "1245" else ""))
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=2)
+    ax.set_xlabel("mean first-token latency (ms, log scale; test-clean and test-other)")
     ax.set_ylabel("WER % (greedy, test-clean)")
     ax.set_title(f"WER against first-token latency (streaming: chunk {chunk * 40} ms)")
     ax.grid(alpha=0.3)
