@@ -117,6 +117,8 @@ def test_bad_distillation_settings_are_refused():
         DistillConfig()
     with pytest.raises(ValueError, match="kd_nodes|kd-nodes"):
         DistillConfig(output_kd_scale=1.0, kd_nodes="everything")
+    with pytest.raises(ValueError, match="--kd-teacher-shift mean nothing with --kd-nodes token"):
+        DistillConfig(output_kd_scale=1.0, kd_nodes="token", kd_teacher_shift=2)
     with pytest.raises(ValueError, match="bad layer pair"):
         from icefall_kd.distill.objective import parse_layer_pairs
         parse_layer_pairs("3-3")

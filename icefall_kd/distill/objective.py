@@ -77,6 +77,15 @@ class DistillConfig:
         if self.hidden_kd_scale <= 0 and self.output_kd_scale <= 0:
             raise ValueError("neither --hidden-kd-scale nor --output-kd-scale is positive: "
                              "nothing to distil (use the streaming recipe for plain training)")
+        if self.kd_nodes == "token":
+            ignored = [flag for flag, changed in [
+                ("--kd-classes", self.kd_classes != "vocab"),
+                ("--kd-node-weights", self.kd_node_weights != "uniform"),
+                ("--kd-ranges-from", self.kd_ranges_from != "student"),
+                ("--kd-teacher-shift", self.kd_teacher_shift != 0)] if changed]
+            if ignored:
+                raise ValueError(f"{', '.join(ignored)} mean nothing with --kd-nodes token (each "
+                                 "model is read on its own alignment, blank left out); drop them")
         if self.teacher_targets == "exported" and self.output_kd_scale > 0 and self.kd_ranges_from == "teacher":
             raise ValueError("--kd-ranges-from teacher needs the teacher's simple heads on its "
                              "encoder output; it works with exported targets only through "
