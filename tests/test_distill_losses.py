@@ -190,18 +190,22 @@ def test_fitted_projection_recovers_a_linear_map_and_stays_bounded():
     assert projections_for([6], [6]) is None and projections_for([6], [6], always=True) is not None
 
 
-def test_node_occupancy_counts_every_arc_of_every_alignment_once():
-    """Each alignment crosses T_b blank arcs and S_b symbol arcs: the occupancy of a
-    batch element sums to T_b + S_b, and at least 1 per valid frame."""
+def _small_lattice_posteriors():
+    """The pruned loss of a tiny random model on 2 utterances: T_b = 12 and 9 frames,
+    S_b = 4 and 2 tokens."""
     from icefall_kd.loss.transducer_loss import pruned_transducer_loss
     from icefall_kd.model.transducer import build_transducer
 
     torch.manual_seed(0)
     model = build_transducer("tiny", vocab_size=20, causal=False)
     encoder_out = torch.randn(2, 12, model.encoder.output_dim)
-    lens = torch.tensor([12, 9])
-    tokens = [[3, 4, 5, 6], [7, 8]]
-    occ = pruned_transducer_loss(model, encoder_out, lens, tokens).node_occupancy
+    return pruned_transducer_loss(model, encoder_out, torch.tensor([12, 9]), [[3, 4, 5, 6], [7, 8]])
+
+
+def test_node_occupancy_counts_every_arc_of_every_alignment_once():
+    """Each alignment crosses T_b blank arcs and S_b symbol arcs: the occupancy of a
+    batch element sums to T_b + S_b, and at least 1 per valid frame."""
+    occ = _small_lattice_posteriors().node_occupancy
     assert occ.shape == (2, 12, 5)
     for b, (t_b, s_b) in enumerate([(12, 4), (9, 2)]):
         assert float(occ[b].sum()) == pytest.approx(t_b + s_b, rel=1e-4)
@@ -269,15 +273,7 @@ def test_weighted_sum_instead_of_a_per_frame_mean():
 def test_emission_occupancy_counts_each_token_once():
     """Every alignment emits each of the S_b tokens exactly once: the emission posteriors of
     a batch element sum to S_b, each symbol row s < S_b to 1, and row S_b is 0."""
-    from icefall_kd.loss.transducer_loss import pruned_transducer_loss
-    from icefall_kd.model.transducer import build_transducer
-
-    torch.manual_seed(0)
-    model = build_transducer("tiny", vocab_size=20, causal=False)
-    encoder_out = torch.randn(2, 12, model.encoder.output_dim)
-    lens = torch.tensor([12, 9])
-    tokens = [[3, 4, 5, 6], [7, 8]]
-    emission = pruned_transducer_loss(model, encoder_out, lens, tokens).emission_occupancy
+    emission = _small_lattice_posteriors().emission_occupancy
     assert emission.shape == (2, 12, 5)
     for b, (t_b, s_b) in enumerate([(12, 4), (9, 2)]):
         per_symbol = emission[b].sum(0)  # (S + 1,)

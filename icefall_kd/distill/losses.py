@@ -72,8 +72,8 @@ def collapse_to_three(log_probs: torch.Tensor, next_symbol: torch.Tensor,
 def without_class(scores: torch.Tensor, class_id: int) -> torch.Tensor:
     """(..., V) logits or log-probs -> (..., V - 1) log-probs of the other classes,
     renormalised: the distribution given that ``class_id`` (blank) is not chosen."""
-    keep = torch.tensor([i for i in range(scores.shape[-1]) if i != class_id], device=scores.device)
-    return at_least_float32(scores.index_select(-1, keep)).log_softmax(-1)
+    keep = torch.arange(scores.shape[-1], device=scores.device) != class_id
+    return at_least_float32(scores[..., keep]).log_softmax(-1)
 
 
 def lattice_kd(student_logits: torch.Tensor, teacher_logits: torch.Tensor,

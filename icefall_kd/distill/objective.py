@@ -243,10 +243,10 @@ class DistillationObjective:
             dec_t = teacher.decoder(decoder_in)
             am_t = teacher.joiner.encoder_proj(enc_t)
             lm_t = teacher.joiner.decoder_proj(dec_t)
+        if cfg.kd_nodes == "token":  # the student's own pruned logits; nothing to project
+            return self._token_kd(student, teacher, loss, enc_t, dec_t, am_t, lm_t)
         am_s = student.joiner.encoder_proj(enc_s)
         lm_s = student.joiner.decoder_proj(loss.decoder_out)
-        if cfg.kd_nodes == "token":
-            return self._token_kd(student, teacher, loss, enc_t, dec_t, am_t, lm_t)
         if cfg.kd_nodes == "full":
             u = torch.arange(symbols.shape[1] + 1, device=symbols.device)
             node_u = u.view(1, 1, -1).expand(enc_s.shape[0], enc_s.shape[1], -1)

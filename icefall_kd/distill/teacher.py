@@ -118,6 +118,7 @@ def teacher_ranges(teacher: Transducer, encoder_out: torch.Tensor, decoder_out: 
     ``with_emission`` also its emission posteriors (B, T, S + 1) (the probability that
     its alignment emits symbol s + 1 at frame t)."""
     from icefall_kd.loss.rnnt_backend import rnnt_backend
+    from icefall_kd.loss.transducer_loss import arc_posteriors
 
     backend = rnnt_backend()
     with torch.no_grad():  # the occupation gradients come from the recursion itself
@@ -132,9 +133,7 @@ def teacher_ranges(teacher: Transducer, encoder_out: torch.Tensor, decoder_out: 
                                                boundary=boundary, s_range=prune_range)
         if not with_emission:
             return ranges
-        emission = torch.zeros_like(py_grad)  # (B, S + 1, T)
-        emission[:, :-1, :] = px_grad[:, :, : emission.shape[2]]
-        return ranges, emission.transpose(1, 2)
+        return ranges, arc_posteriors(px_grad, py_grad)[1]
 
 
 def projections_for(student_dims: Sequence[int], teacher_dims: Sequence[int],

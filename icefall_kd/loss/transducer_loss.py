@@ -41,6 +41,16 @@ class TransducerLossOutput:
     emission_occupancy: Optional[torch.Tensor] = None
 
 
+def arc_posteriors(px_grad: torch.Tensor, py_grad: torch.Tensor):
+    """(node occupancy, emission posteriors), both (B, T, S + 1), from the occupation
+    gradients of the simple loss: px_grad (B, S, T [+ 1]) of the symbol arcs and py_grad
+    (B, S + 1, T) of the blank arcs. Emission is 0 at s = S."""
+    emission = torch.zeros_like(py_grad)  # (B, S + 1, T)
+    emission[:, :-1, :] = px_grad.detach()[:, :, : emission.shape[2]]  # symbol arcs
+    occupancy = py_grad.detach() + emission  # plus the blank arcs
+    return occupancy.transpose(1, 2), emission.transpose(1, 2)
+
+
 def _at_least_float32(x: torch.Tensor) -> torch.Tensor:
     return x if x.dtype == torch.float64 else x.float()
 
@@ -101,13 +111,10 @@ def pruned_transducer_loss(
             logits=_at_least_float32(logits), symbols=symbols, ranges=ranges, termination_symbol=blank,
             boundary=boundary, delay_penalty=delay_penalty, reduction="sum",
         )
-    emission = torch.zeros_like(py_grad)  # (B, S + 1, T)
-    emission[:, :-1, :] = px_grad.detach()[:, :, : emission.shape[2]]  # symbol arcs
-    occupancy = py_grad.detach() + emission  # plus the blank arcs
+    occupancy, emission = arc_posteriors(px_grad, py_grad)
     return TransducerLossOutput(simple_loss, pruned_loss, ranges, logits, boundary, symbols,
-                                decoder_out=decoder_out,
-                                node_occupancy=occupancy.transpose(1, 2),
-                                emission_occupancy=emission.transpose(1, 2))
+                                decoder_out=decoder_out, node_occupancy=occupancy,
+                                emission_occupancy=emission)
 
 
 def ctc_loss(model: Transducer, encoder_out: torch.Tensor, encoder_lens: torch.Tensor,
