@@ -121,3 +121,17 @@ def test_pad_token_ids_and_warmup_scales():
     assert warmup_loss_scales(2000, 2000, 0.5) == (0.5, 1.0)
     simple, pruned = warmup_loss_scales(1000, 2000, 0.5)
     assert math.isclose(simple, 0.75) and math.isclose(pruned, 0.55)
+
+
+def test_fine_tuning_does_not_restart_the_loss_warm_up():
+    from icefall_kd.recipes.train_transducer import build_parser, loss_warm_step
+
+    parser = build_parser("", streaming=True)
+
+    def warm_step(*argv):
+        return loss_warm_step(parser.parse_args(["--exp-dir", "e", *argv]))
+
+    assert warm_step() == 1000  # from scratch
+    assert warm_step("--init-from", "exp", "--init-epoch", "3") == 0
+    assert warm_step("--init-from", "scratch") == 1000
+    assert warm_step("--init-from", "exp", "--warm-step", "7") == 7

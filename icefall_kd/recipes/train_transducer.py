@@ -32,8 +32,10 @@ def build_parser(description: str, streaming: bool) -> argparse.ArgumentParser:
     g.add_argument("--am-scale", type=float, default=0.0, help="AM-only weight in the simple loss")
     g.add_argument("--simple-loss-scale", type=float, default=0.5,
                    help="Weight of the simple loss after warm-up")
-    g.add_argument("--warm-step", type=int, default=1000,
-                   help="Batches over which the loss moves from simple to pruned")
+    g.add_argument("--warm-step", type=int, default=None,
+                   help="Batches over which the loss moves from simple to pruned (the pruned "
+                   "loss needs ranges from a trained simple joiner). Default: 1000 from "
+                   "scratch, 0 when --init-from gives a trained model, which has them")
     g.add_argument("--ctc-loss-scale", type=float, default=0.2,
                    help="Weight of the auxiliary CTC loss on the encoder (0 disables); it "
                    "speeds up learning the alignment")
@@ -86,9 +88,20 @@ def chunk_choice(args) -> ChunkChoice:
                        args.valid_chunk_size, args.valid_left_context)
 
 
+def loss_warm_step(args) -> int:
+    """``--warm-step``, or its default: a fine-tuned model does not restart the warm-up (a
+    restart would down-weight the pruned loss again, to 0.1 at the first batch)."""
+    if args.warm_step is not None:
+        return args.warm_step
+    from_trained = getattr(args, "init_from", "") not in ("", "scratch")
+    return 0 if from_trained else 1000
+
+
 def transducer_objective(args, sp) -> TransducerObjective:
+    warm_step = loss_warm_step(args)
+    logging.info(f"loss warm-up: {warm_step} batches")
     return TransducerObjective(sp, chunk_choice(args), args.prune_range, args.lm_scale,
-                               args.am_scale, args.simple_loss_scale, args.warm_step,
+                               args.am_scale, args.simple_loss_scale, warm_step,
                                args.delay_penalty, args.ctc_loss_scale)
 
 
