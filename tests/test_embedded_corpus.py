@@ -1,12 +1,21 @@
 """The embedded corpus: LibriSpeech layout, disjoint parts, speaking rate, determinism."""
 
+import json
 import re
 from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile as sf
 
-from icefall_kd.corpus.profiles import EVAL_PARTS, PROFILES, ROUGH_PARTS, TRAIN_PART, get_profile
+from icefall_kd.corpus.profiles import (
+    CORPUS_VERSION,
+    EVAL_PARTS,
+    PROFILES,
+    ROUGH_PARTS,
+    TRAIN_PART,
+    get_profile,
+)
 from icefall_kd.corpus.speakers import make_speakers
 from icefall_kd.corpus.synthesize import synthesize_corpus
 
@@ -108,17 +117,44 @@ def test_same_seed_same_corpus_other_seed_other_corpus(tmp_path):
     assert digest(tmp_path / "a") != digest(tmp_path / "c")
 
 
-def test_test_other_is_noisier_than_test_clean(tiny_corpus):
-    """test-other carries reverberation and noise: its quietest 10 ms frames are louder
-    relative to its loudest than test-clean's."""
+def _floor_db(part_dir: Path) -> float:
+    """Median over utterances of the quietest 10 ms frames' level against the loudest."""
+    ratios = []
+    for flac in part_dir.rglob("*.flac"):
+        x, _ = sf.read(str(flac), dtype="float32")
+        frames = x[: len(x) // 160 * 160].reshape(-1, 160)
+        energy = np.sqrt(np.mean(frames**2, axis=1)) + 1e-9
+        ratios.append(20 * np.log10(np.percentile(energy, 5) / energy.max()))
+    return float(np.median(ratios))
 
-    def floor_db(part):
-        ratios = []
-        for flac in (tiny_corpus / part).rglob("*.flac"):
-            x, _ = sf.read(str(flac), dtype="float32")
-            frames = x[: len(x) // 160 * 160].reshape(-1, 160)
-            energy = np.sqrt(np.mean(frames**2, axis=1)) + 1e-9
-            ratios.append(20 * np.log10(np.percentile(energy, 5) / energy.max()))
-        return float(np.median(ratios))
 
-    assert floor_db("test-other") > floor_db("test-clean") + 15
+def test_test_other_has_the_room_only_when_the_profile_asks(tiny_corpus, tmp_path):
+    """By default test-other differs by its voices, not by noise (LibriSpeech's "other");
+    a profile with a room adds reverberation and noise, and its quietest frames get louder."""
+    from dataclasses import replace
+
+    assert abs(_floor_db(tiny_corpus / "test-other") - _floor_db(tiny_corpus / "test-clean")) < 10
+    noisy = replace(get_profile("tiny"), name="noisy", rough_rt60=(0.3, 0.7),
+                    rough_snr_db=(5.0, 15.0), parts=("test-clean", "test-other"))
+    synthesize_corpus(tmp_path, noisy, seed=3, num_jobs=2)
+    corpus = tmp_path / "LibriSpeech"
+    assert _floor_db(corpus / "test-other") > _floor_db(corpus / "test-clean") + 15
+
+
+def test_parts_of_another_corpus_version_are_refused_and_kept_parts_keep_their_stats(tmp_path):
+    from dataclasses import replace
+
+    small = replace(get_profile("tiny"), name="small", parts=("dev-clean",),
+                    sentences={TRAIN_PART: 12, "dev-clean": 2, "test-clean": 2, "test-other": 2})
+    synthesize_corpus(tmp_path, small, seed=7, num_jobs=1)
+    both = replace(small, parts=("dev-clean", "test-clean"))
+    synthesize_corpus(tmp_path, both, seed=7, num_jobs=1)  # keeps dev-clean, adds test-clean
+    summary_path = tmp_path / "tts-corpus-small.json"
+    summary = json.loads(summary_path.read_text())
+    assert set(summary["parts"]) == {"dev-clean", "test-clean"}
+    assert summary["corpus_version"] == CORPUS_VERSION
+
+    del summary["corpus_version"]  # what version 1 wrote
+    summary_path.write_text(json.dumps(summary))
+    with pytest.raises(SystemExit, match="version 1 of the embedded corpus"):
+        synthesize_corpus(tmp_path, both, seed=7, num_jobs=1)

@@ -30,7 +30,7 @@ import soundfile as sf
 
 from icefall_kd.corpus import acoustics
 from icefall_kd.corpus.espeak import EspeakSynthesizer
-from icefall_kd.corpus.profiles import ROUGH_PARTS, TRAIN_PART, CorpusProfile
+from icefall_kd.corpus.profiles import CORPUS_VERSION, ROUGH_PARTS, TRAIN_PART, CorpusProfile
 from icefall_kd.corpus.speakers import Speaker, make_speakers
 from icefall_kd.corpus.text import (
     Sentence,
@@ -125,11 +125,10 @@ def render_utterance(
         ]
     )
     speech_rms = float(np.sqrt(np.mean(speech**2))) + 1e-8
-    if rough:
+    if rough and profile.rough_rt60 is not None:
         samples = acoustics.reverberate(rng, samples, SAMPLE_RATE, rng.uniform(*profile.rough_rt60))
-        samples = acoustics.add_noise(rng, samples, rng.uniform(*profile.rough_snr_db), speech_rms)
-    else:
-        samples = acoustics.add_noise(rng, samples, rng.uniform(*profile.floor_snr_db), speech_rms)
+    snr_range = profile.rough_snr_db if rough and profile.rough_snr_db else profile.floor_snr_db
+    samples = acoustics.add_noise(rng, samples, rng.uniform(*snr_range), speech_rms)
     samples *= rng.uniform(0.3, 0.9) / (np.max(np.abs(samples)) + 1e-8)  # varied gain, no clipping
     shift = lead - first
     shifted = [
@@ -233,6 +232,24 @@ def plan_chapters(
     return jobs
 
 
+def check_corpus_version(corpus_dir: Path, summary_path: Path, profile: CorpusProfile) -> dict:
+    """The summary of the parts already in ``corpus_dir`` ({} if none); refuses parts written
+    by another version of the corpus, which would silently mix two corpora."""
+    existing = [part for part in profile.parts if (corpus_dir / part).is_dir()]
+    if not existing:
+        return {}
+    previous = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+    version = previous.get("corpus_version", 1)
+    if version != CORPUS_VERSION:
+        raise SystemExit(
+            f"{corpus_dir} holds parts ({', '.join(existing)}) of version {version} of the "
+            f"embedded corpus; this code writes version {CORPUS_VERSION} (test-other: rough "
+            f"voices without the synthetic room and noise). Delete {corpus_dir.parent} and the "
+            "recipe's data/ folder, then run prepare.sh again."
+        )
+    return previous
+
+
 def synthesize_corpus(
     output_dir: Path,
     profile: CorpusProfile,
@@ -246,6 +263,8 @@ def synthesize_corpus(
     ``output_dir/tts-corpus-<profile>.json``.
     """
     corpus_dir = Path(output_dir) / "LibriSpeech"
+    summary_path = Path(output_dir) / f"tts-corpus-{profile.name}.json"
+    previous = check_corpus_version(corpus_dir, summary_path, profile)
     corpus_dir.mkdir(parents=True, exist_ok=True)
     started = time.time()
     sentences = extract_sentences(read_kjv_verses(), profile.min_words, profile.max_words)
@@ -280,15 +299,16 @@ def synthesize_corpus(
             f"(word times not exact), {totals['wall_seconds']:.1f} s"
         )
     summary = {
+        "corpus_version": CORPUS_VERSION,
         "profile": asdict(profile),
         "seed": seed,
         "source_sentences": len(sentences),
         "speakers": {p: [asdict(s) for s in v] for p, v in speakers.items()},
-        "parts": stats,
-        "wall_seconds": time.time() - started,
+        # Parts kept from an earlier run keep their statistics.
+        "parts": {**previous.get("parts", {}), **stats},
+        "wall_seconds": previous.get("wall_seconds", 0.0) + time.time() - started,
         "num_jobs": num_jobs,
     }
-    summary_path = Path(output_dir) / f"tts-corpus-{profile.name}.json"
     if stats:
         tmp = summary_path.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(summary, indent=2))

@@ -73,6 +73,9 @@ train_parts=$(echo "$parts" | tr ' ' '\n' | grep '^train' | tr '\n' ' ' || true)
 
 # data/ belongs to one corpus configuration; refuse to mix two.
 config="corpus=$corpus profile=$profile seed=$seed dl_dir=$dl_dir"
+if [ "$corpus" = tts ]; then
+  config="$config version=$(python -c 'from icefall_kd.corpus.profiles import CORPUS_VERSION as v; print(v)')"
+fi
 mkdir -p data
 if [ -f data/.config ] && [ "$(cat data/.config)" != "$config" ]; then
   echo "data/ was prepared for: $(cat data/.config)" >&2
