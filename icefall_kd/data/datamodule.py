@@ -84,8 +84,11 @@ class AsrDataModule:
     def __init__(self, config: DataConfig) -> None:
         self.config = config
 
+    def cuts_path(self, part: str) -> Path:
+        return self.config.manifest_dir / f"librispeech_cuts_{part}.jsonl.gz"
+
     def cuts(self, part: str) -> CutSet:
-        path = self.config.manifest_dir / f"librispeech_cuts_{part}.jsonl.gz"
+        path = self.cuts_path(part)
         if not path.is_file():
             raise FileNotFoundError(
                 f"{path} not found; run prepare.sh (its fbank stage writes it) or pass "

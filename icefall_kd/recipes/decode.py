@@ -64,7 +64,8 @@ def build_parser(description: str) -> argparse.ArgumentParser:
     add_search_arguments(parser, "<exp-dir>/<decoding-method>")
     parser.add_argument("--skip-existing", type=str2bool, default=False,
                         help="Do nothing when every test set already has its wer-summary file "
-                        "for these settings (reruns of a run.sh stage redo only what is missing)")
+                        "for these settings, newer than the checkpoint and the test cuts "
+                        "(reruns of a run.sh stage redo only what is missing or out of date)")
     return parser
 
 
@@ -121,22 +122,36 @@ def decode_dataset(model: Transducer, loader, sp, args):
     return results, records
 
 
+def results_up_to_date(args, data: AsrDataModule, res_dir: Path, suffix: str) -> bool:
+    """Whether every test set's WER summary exists and is newer than the checkpoint and the
+    test cuts (as make decides), so regenerated data or a retrained model are decoded again."""
+    checkpoint = args.exp_dir / f"epoch-{args.epoch}.pt"
+    for test_set in args.test_sets.split():
+        summary = res_dir / f"wer-summary-{test_set}-{suffix}.txt"
+        inputs = [checkpoint, data.cuts_path(test_set)]
+        if not summary.is_file() or any(
+            p.is_file() and p.stat().st_mtime >= summary.stat().st_mtime for p in inputs
+        ):
+            return False
+    return True
+
+
 def main(description: str = "", argv: Optional[Sequence[str]] = None) -> None:
     args = build_parser(description or __doc__).parse_args(argv)
     res_dir = args.res_dir or args.exp_dir / args.decoding_method
     res_dir.mkdir(parents=True, exist_ok=True)
     suffix = result_suffix(args)
     setup_logging()
-    if args.skip_existing and all((res_dir / f"wer-summary-{t}-{suffix}.txt").is_file()
-                                  for t in args.test_sets.split()):
-        logging.info(f"{res_dir}: results for {suffix} exist; skipped (--skip-existing)")
+    data = AsrDataModule(DataConfig.from_args(args))
+    if args.skip_existing and results_up_to_date(args, data, res_dir, suffix):
+        logging.info(f"{res_dir}: results for {suffix} exist and are newer than the model and "
+                     "the test cuts; skipped (--skip-existing)")
         return
     log_to_file(res_dir, suffix)
     model = load_model(args)
     if args.chunk_size > 0 and not model.causal:
         raise SystemExit("--chunk-size needs a streaming model; this one is full-context")
     sp = load_bpe(args.lang_dir)
-    data = AsrDataModule(DataConfig.from_args(args))
     for test_set in args.test_sets.split():
         results, records = decode_dataset(model, data.eval_dataloader(data.cuts(test_set)), sp, args)
         write_result_files(res_dir, test_set, suffix, args.decoding_method, results)
