@@ -36,8 +36,10 @@ METHOD = "kd_stage2_output/exp"
 
 def seed_dirs(exp_dir: str):
     """exp -> [exp-seed2, exp-seed3, ...] that exist."""
-    found = sorted(Path(exp_dir).parent.glob(Path(exp_dir).name + "-seed*"),
-                   key=lambda p: int(p.name.rsplit("seed", 1)[1]))
+    pattern = re.compile(re.escape(Path(exp_dir).name) + r"-seed(\d+)")
+    numbered = [(int(m.group(1)), p) for p in Path(exp_dir).parent.iterdir()
+                if (m := pattern.fullmatch(p.name))]  # not exp-seed2-old and the like
+    found = [p for _, p in sorted(numbered)]
     return [str(p) for p in found]
 
 
@@ -67,7 +69,9 @@ def log_span_seconds(path: Path):
 
 def sherpa_section(all_wers, args) -> list:
     """sherpa-onnx decoding of the exported models (transducer_*/sherpa_decode.py)."""
-    paths = sorted(Path(".").glob("*/exp*/sherpa-onnx/greedy_search/sherpa-summary-*.json"))
+    # The models run.sh exports (stage 10), not side experiments that were also exported.
+    paths = [p for exp_dir in ("transducer_teacher/exp", METHOD)
+             for p in sorted(Path(exp_dir).glob("sherpa-onnx/greedy_search/sherpa-summary-*.json"))]
     if not paths:
         return []
     lines = ["", "## sherpa-onnx", "",
