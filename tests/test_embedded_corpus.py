@@ -152,6 +152,7 @@ def test_parts_of_another_corpus_version_are_refused_and_kept_parts_keep_their_s
     summary_path = tmp_path / "tts-corpus-small.json"
     summary = json.loads(summary_path.read_text())
     assert set(summary["parts"]) == {"dev-clean", "test-clean"}
+    assert all(p["num_jobs"] == 1 for p in summary["parts"].values())
     assert summary["corpus_version"] == CORPUS_VERSION
 
     del summary["corpus_version"]  # what version 1 wrote

@@ -99,9 +99,12 @@ def render(recipe_dir: Path, repo_dir: Path) -> str:
         if f"profile={summary['profile']['name']}" not in config:
             continue
         left_out = sum(p["inexact"] for p in summary["parts"].values())
+        per_part = ", ".join(
+            f"{part} {p['wall_seconds']:.0f} s with {p.get('num_jobs', summary['num_jobs'])} jobs"
+            for part, p in summary["parts"].items())
         lines.append(
             f"Synthesis of the `{summary['profile']['name']}` profile: "
-            f"{summary['wall_seconds']:.0f} s with {summary['num_jobs']} jobs, from "
+            f"{summary['wall_seconds']:.0f} s ({per_part}), from "
             f"{summary['source_sentences']} candidate sentences; {left_out} sentences left out "
             "because espeak-ng's events did not give exact word times."
         )

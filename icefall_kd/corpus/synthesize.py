@@ -250,6 +250,12 @@ def check_corpus_version(corpus_dir: Path, summary_path: Path, profile: CorpusPr
     return previous
 
 
+def kept_part_stats(previous: dict, regenerated: Dict[str, dict]) -> Dict[str, dict]:
+    """Statistics of the parts of an earlier run that this run kept, each with its jobs."""
+    return {part: {"num_jobs": previous.get("num_jobs"), **part_stats}
+            for part, part_stats in previous.get("parts", {}).items() if part not in regenerated}
+
+
 def synthesize_corpus(
     output_dir: Path,
     profile: CorpusProfile,
@@ -291,6 +297,7 @@ def synthesize_corpus(
         totals["hours"] = totals["seconds"] / 3600
         totals["words_per_second_of_speech"] = totals["words"] / max(totals["speech_seconds"], 1e-9)
         totals["wall_seconds"] = time.time() - part_started
+        totals["num_jobs"] = num_jobs
         partial_dir.rename(final_dir)
         stats[part] = totals
         logging.info(
@@ -304,9 +311,11 @@ def synthesize_corpus(
         "seed": seed,
         "source_sentences": len(sentences),
         "speakers": {p: [asdict(s) for s in v] for p, v in speakers.items()},
-        # Parts kept from an earlier run keep their statistics.
-        "parts": {**previous.get("parts", {}), **stats},
-        "wall_seconds": previous.get("wall_seconds", 0.0) + time.time() - started,
+        # Parts kept from an earlier run keep their statistics (and the jobs that wrote them).
+        "parts": {**kept_part_stats(previous, stats), **stats},
+        # The time the corpus as it now stands took: this run's, plus that of the kept parts.
+        "wall_seconds": time.time() - started + previous.get("wall_seconds", 0.0) - sum(
+            s["wall_seconds"] for p, s in previous.get("parts", {}).items() if p in stats),
         "num_jobs": num_jobs,
     }
     if stats:
