@@ -48,6 +48,9 @@ def test_run_sh_tiny_profile_writes_results(prepared_tiny):
                      "two stages, adaptive power transform (the method)"], names
     seeds = [r.split(" | ")[1] for r in rows]
     assert seeds == ["1", "2", "1", "1", "1", "1", "1", "2"], seeds
+    assert re.search(r"- two stages, adaptive power transform \(the method\), WER minus its own "
+                     r"seed's baseline, seed by seed: test-clean [+-]\d+\.\d\d, [+-]\d+\.\d\d "
+                     r"\(better on \d of 2\)", table), table
     for row in rows:
         assert len(re.findall(r"\| \d+\.\d\d ", row + " ")) == 4, row  # greedy and beam WERs
     assert (prepared_tiny / "wer-vs-chunk.png").stat().st_size > 1000

@@ -112,6 +112,39 @@ def row_cells(row: Row, wers: Dict[DecodeKey, Dict[str, float]], chunk: int, lef
     return cells
 
 
+def paired_baseline(baseline: Optional[dict], cells: dict, col: str) -> Optional[float]:
+    """The baseline's mean over the seeds the row has: seed i of a student starts from seed i
+    of the baseline, so a one-seed row compares with the first seed only, not with a mean
+    over seeds it never saw."""
+    if not baseline or not baseline[col].values:
+        return None
+    return Cell(baseline[col].values[: len(cells[col].values)]).mean
+
+
+def per_seed_differences(wers: Dict[DecodeKey, Dict[str, float]], rows: Sequence[Row],
+                         chunk: int, left: int) -> List[str]:
+    """One line per student row with several seeds: its greedy WER minus its own seed's
+    baseline, seed by seed (negative: better than the baseline)."""
+    by_name = {row.name: row_cells(row, wers, chunk, left) for row in rows}
+    baseline = by_name.get("streaming baseline")
+    lines = []
+    for row in rows:
+        cells = by_name[row.name]
+        if (not row.streaming or row.name == "streaming baseline" or baseline is None
+                or len(cells["greedy test-clean"].values) < 2):
+            continue
+        parts = []
+        for test_set in TEST_SETS:
+            col = f"greedy {test_set}"
+            diffs = [m - b for m, b in zip(cells[col].values, baseline[col].values)]
+            better = sum(d < 0 for d in diffs)
+            parts.append(f"{test_set} {', '.join(f'{d:+.2f}' for d in diffs)} "
+                         f"(better on {better} of {len(diffs)})")
+        lines.append(f"- {row.name}, WER minus its own seed's baseline, seed by seed: "
+                     + "; ".join(parts))
+    return lines
+
+
 def distillation_table(wers: Dict[DecodeKey, Dict[str, float]], rows: Sequence[Row],
                        chunk: int, left: int) -> List[str]:
     """Markdown lines of the table (rows without any decode result are left out)."""
@@ -130,7 +163,7 @@ def distillation_table(wers: Dict[DecodeKey, Dict[str, float]], rows: Sequence[R
         reduction, closed = [], []
         for test_set in TEST_SETS:
             col = f"greedy {test_set}"
-            wer, base = cells[col].mean, baseline[col].mean if baseline else None
+            wer, base = cells[col].mean, paired_baseline(baseline, cells, col)
             teach = teacher[col].mean if teacher else None
             if row.streaming and base and wer is not None and row.name != "streaming baseline":
                 reduction.append(f"{100 * (base - wer) / base:+.1f}%")

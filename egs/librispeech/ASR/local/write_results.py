@@ -17,6 +17,7 @@ import sentencepiece as spm
 from icefall_kd.reporting.distill_table import (
     default_rows,
     distillation_table,
+    per_seed_differences,
     plot_wer_vs_chunk,
     plot_wer_vs_latency,
 )
@@ -341,9 +342,15 @@ def distillation_section(wers, args) -> list:
              "every student has had the same number of updates after the baseline. Streaming "
              f"models are decoded in simulated streaming with {chunk_ms} ms chunks and {left_ms} ms "
              "of left context (chunk-wise parity above). WER in %; several seeds: mean ± half the "
-             "range (greedy; beam search is decoded for the first seed only). Relative reduction: (baseline - model) / baseline. Gap closed: (baseline - "
+             "range (greedy; beam search is decoded for the first seed only). Student seed i starts "
+             "from baseline seed i, so every student is compared with the baseline over the "
+             "same seeds (a one-seed row with the first seed's baseline). Relative reduction: "
+             "(baseline - model) / baseline. Gap closed: (baseline - "
              "model) / (baseline - teacher). Latency: greedy search, mean over test-clean and "
              "test-other (definitions in the Latency section).", ""] + table
+    paired = per_seed_differences(wers, rows, args.decode_chunk, args.decode_left_context)
+    if paired:
+        lines += [""] + paired
     if plot_wer_vs_latency(wers, rows, args.decode_chunk, args.decode_left_context,
                            Path("wer-vs-latency.png")):
         lines += ["", "![WER against first-token latency](wer-vs-latency.png)"]
