@@ -20,11 +20,11 @@ from icefall_kd.recipes.train_transducer import (
     build_parser,
     init_from_checkpoint,
     run_trainer,
+    start_run,
     training_cuts,
     transducer_objective,
 )
-from icefall_kd.training.trainer import setup_distributed
-from icefall_kd.utils import setup_logging, str2bool
+from icefall_kd.utils import str2bool
 
 
 def add_distill_arguments(parser: argparse.ArgumentParser) -> None:
@@ -104,8 +104,7 @@ def main(description: str, defaults: Optional[Dict[str, object]] = None,
                            "stage-1 model for stage 2), 'teacher' (its weights in a streaming "
                            "encoder) or 'scratch'")
     args = parser.parse_args(argv)
-    setup_logging()
-    dist = setup_distributed()
+    dist = start_run(args)
     sp = load_bpe(args.lang_dir)
     try:
         config = DistillConfig.from_args(args)

@@ -13,7 +13,8 @@ from icefall_kd.data.fbank import feature_statistics
 from icefall_kd.data.filters import TrainingCutFilter
 from icefall_kd.recipes.common import add_model_arguments, load_bpe, new_model
 from icefall_kd.training.checkpoint import load_transducer
-from icefall_kd.training.trainer import Trainer, TrainConfig, setup_distributed
+from icefall_kd.training.trainer import (DistributedInfo, Trainer, TrainConfig, fix_random_seed,
+                                         setup_distributed)
 from icefall_kd.training.transducer_objective import (
     ChunkChoice,
     TransducerObjective,
@@ -134,10 +135,19 @@ def init_from_checkpoint(args, causal: bool):
     return model
 
 
-def main(streaming: bool, description: str = "", argv: Optional[Sequence[str]] = None) -> None:
-    args = build_parser(description or __doc__, streaming).parse_args(argv)
+def start_run(args) -> DistributedInfo:
+    """Logging, the process group, and ``--seed`` set before any model is built: the random
+    initialisation (and any projection a recipe adds) must follow the seed like the data order
+    and chunk draws do, or two runs of one command train different models."""
     setup_logging()
     dist = setup_distributed()
+    fix_random_seed(args.seed + dist.rank)
+    return dist
+
+
+def main(streaming: bool, description: str = "", argv: Optional[Sequence[str]] = None) -> None:
+    args = build_parser(description or __doc__, streaming).parse_args(argv)
+    dist = start_run(args)
     sp = load_bpe(args.lang_dir)
     model = (init_from_checkpoint(args, streaming) if args.init_from
              else new_model(args, sp, causal=streaming))

@@ -26,7 +26,7 @@
 #                             with the cuts
 #   --ablations true|false    [false] also train the ablations (stage 8)
 #   --seeds N                 [1] train the baseline and the full method with N seeds (stage 8)
-#   --parallel-training B     [true] run two trainings side by side, one CPU thread each (on
+#   --parallel-training B     [true] run trainings side by side, one CPU thread each (on
 #                             a 2-core CPU this beats one after the other with two threads)
 #   --stage N / --stop-stage N [0 / 11]
 #
@@ -115,8 +115,8 @@ record() {  # a command line, quoted so that it can be pasted back
 }
 run_logged() { record "$@"; "$@"; }
 
-# Side by side: two "lanes" of training, one CPU thread each (one after the other with
-# --parallel-training false). train <log> <command...> runs a command in the current lane.
+# Side by side: "lanes" of training, one CPU thread each (two in stages 1 and 6-7, one per
+# ablation group and extra seed in stage 8; one after the other with --parallel-training false). train <log> <command...> runs a command in the current lane.
 lane_pids=(); lane_names=()
 stop_lanes() { [ ${#lane_pids[@]} -eq 0 ] || kill "${lane_pids[@]}" 2>/dev/null || true; }
 # A failed stage does not leave trainings running, nor a wall time that looks complete.
@@ -269,26 +269,26 @@ ablation_lane_joint_and_fixed() {
     --exp-dir kd_stage2_output/exp-fixed "${kd_args[@]}" "${one_stage[@]}" "${from_stage1[@]}" \
     "${fixed_stage2[@]}"
 }
-seed_lane() {  # per seed: its own baseline, then its own stage 1 and stage 2
-  local seed
-  for seed in $(seq 2 "$seeds"); do
-    train transducer_streaming/exp-seed$seed/train.log ./transducer_streaming/train.py \
-      --exp-dir transducer_streaming/exp-seed$seed "${train_args[@]}" --seed "$seed"
-    train kd_stage1_hidden/exp-seed$seed/train.log ./kd_stage1_hidden/train.py \
-      --exp-dir kd_stage1_hidden/exp-seed$seed "${kd_args[@]}" "${one_stage[@]}" --seed "$seed" \
-      "${method_stage1[@]}" \
-      --init-from transducer_streaming/exp-seed$seed --init-epoch "$num_epochs" --init-avg "$avg"
-    train kd_stage2_output/exp-seed$seed/train.log ./kd_stage2_output/train.py \
-      --exp-dir kd_stage2_output/exp-seed$seed "${kd_args[@]}" "${one_stage[@]}" --seed "$seed" \
-      --init-from kd_stage1_hidden/exp-seed$seed --init-epoch "$kd_epochs" --init-avg "$kd_avg" \
-      "${method_stage2[@]}"
-  done
+seed_lane() {  # seed: its own baseline, then its own stage 1 and stage 2
+  local seed=$1
+  train transducer_streaming/exp-seed$seed/train.log ./transducer_streaming/train.py \
+    --exp-dir transducer_streaming/exp-seed$seed "${train_args[@]}" --seed "$seed"
+  train kd_stage1_hidden/exp-seed$seed/train.log ./kd_stage1_hidden/train.py \
+    --exp-dir kd_stage1_hidden/exp-seed$seed "${kd_args[@]}" "${one_stage[@]}" --seed "$seed" \
+    "${method_stage1[@]}" \
+    --init-from transducer_streaming/exp-seed$seed --init-epoch "$num_epochs" --init-avg "$avg"
+  train kd_stage2_output/exp-seed$seed/train.log ./kd_stage2_output/train.py \
+    --exp-dir kd_stage2_output/exp-seed$seed "${kd_args[@]}" "${one_stage[@]}" --seed "$seed" \
+    --init-from kd_stage1_hidden/exp-seed$seed --init-epoch "$kd_epochs" --init-avg "$kd_avg" \
+    "${method_stage2[@]}"
 }
 if [ $stage -le 8 ] && [ $stop_stage -ge 8 ]; then
   begin_stage 8 "ablations ($ablations) and seeds ($seeds)"
   [ "$ablations" = true ] && in_lane ablations-1 ablation_lane_single_stage
   [ "$ablations" = true ] && in_lane ablations-2 ablation_lane_joint_and_fixed
-  [ "$seeds" -gt 1 ] && in_lane seeds seed_lane
+  # One lane per seed: the seed lanes are the long pole (a baseline from scratch each), and
+  # lanes that queue behind one another would leave a core idle once the ablations end.
+  for seed in $(seq 2 "$seeds"); do in_lane seed-$seed seed_lane "$seed"; done
   wait_lanes
 fi
 
