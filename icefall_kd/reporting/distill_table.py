@@ -12,7 +12,7 @@ import math
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from icefall_kd.reporting.results import DecodeKey, read_latency
 
@@ -121,15 +121,20 @@ def paired_baseline(baseline: Optional[dict], cells: dict, col: str) -> Optional
     return Cell(baseline[col].values[: len(cells[col].values)]).mean
 
 
-def per_seed_differences(wers: Dict[DecodeKey, Dict[str, float]], rows: Sequence[Row],
-                         chunk: int, left: int) -> List[str]:
+def table_cells(wers: Dict[DecodeKey, Dict[str, float]], rows: Sequence[Row], chunk: int,
+                left: int) -> List[Tuple[Row, dict]]:
+    """Each row with its cells (:func:`row_cells`), rows without any decode result left out:
+    read once, for the table, the per-seed lines and the plot."""
+    table = [(row, row_cells(row, wers, chunk, left)) for row in rows]
+    return [(row, cells) for row, cells in table if cells["greedy test-clean"].values]
+
+
+def per_seed_differences(table: Sequence[Tuple[Row, dict]]) -> List[str]:
     """One line per student row with several seeds: its greedy WER minus its own seed's
     baseline, seed by seed (negative: better than the baseline)."""
-    by_name = {row.name: row_cells(row, wers, chunk, left) for row in rows}
-    baseline = by_name.get("streaming baseline")
+    baseline = next((c for r, c in table if r.name == "streaming baseline"), None)
     lines = []
-    for row in rows:
-        cells = by_name[row.name]
+    for row, cells in table:
         if (not row.streaming or row.name == "streaming baseline" or baseline is None
                 or len(cells["greedy test-clean"].values) < 2):
             continue
@@ -145,11 +150,8 @@ def per_seed_differences(wers: Dict[DecodeKey, Dict[str, float]], rows: Sequence
     return lines
 
 
-def distillation_table(wers: Dict[DecodeKey, Dict[str, float]], rows: Sequence[Row],
-                       chunk: int, left: int) -> List[str]:
-    """Markdown lines of the table (rows without any decode result are left out)."""
-    table = [(row, row_cells(row, wers, chunk, left)) for row in rows]
-    table = [(row, cells) for row, cells in table if cells["greedy test-clean"].values]
+def distillation_table(table: Sequence[Tuple[Row, dict]]) -> List[str]:
+    """Markdown lines of the table, from :func:`table_cells`."""
     by_name = {row.name: cells for row, cells in table}
     teacher = next((c for r, c in table if not r.streaming), None)
     baseline = by_name.get("streaming baseline")
@@ -181,8 +183,9 @@ def distillation_table(wers: Dict[DecodeKey, Dict[str, float]], rows: Sequence[R
     return lines
 
 
-def plot_wer_vs_latency(wers, rows: Sequence[Row], chunk: int, left: int, path: Path) -> bool:
-    """WER (greedy, test-clean) against mean first-token latency, one point per model."""
+def plot_wer_vs_latency(table: Sequence[Tuple[Row, dict]], chunk: int, path: Path) -> bool:
+    """WER (greedy, test-clean) against mean first-token latency, one point per model of
+    :func:`table_cells`."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -190,8 +193,7 @@ def plot_wer_vs_latency(wers, rows: Sequence[Row], chunk: int, left: int, path: 
     import matplotlib.ticker  # noqa: F401 (matplotlib.ticker below)
 
     points = []
-    for row in rows:
-        cells = row_cells(row, wers, chunk, left)
+    for row, cells in table:
         wer, lat = cells["greedy test-clean"].mean, cells["first token ms"].mean
         if wer is not None and lat is not None:
             points.append((row.name, lat, wer))

@@ -116,7 +116,8 @@ record() {  # a command line, quoted so that it can be pasted back
 run_logged() { record "$@"; "$@"; }
 
 # Side by side: "lanes" of training, one CPU thread each (two in stages 1 and 6-7, one per
-# ablation group and extra seed in stage 8; one after the other with --parallel-training false). train <log> <command...> runs a command in the current lane.
+# ablation group and extra seed in stage 8; one after the other with --parallel-training
+# false). train <log> <command...> runs a command in the current lane.
 lane_pids=(); lane_names=()
 stop_lanes() { [ ${#lane_pids[@]} -eq 0 ] || kill "${lane_pids[@]}" 2>/dev/null || true; }
 # A failed stage does not leave trainings running, nor a wall time that looks complete.

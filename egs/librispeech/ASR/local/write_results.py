@@ -20,6 +20,7 @@ from icefall_kd.reporting.distill_table import (
     per_seed_differences,
     plot_wer_vs_chunk,
     plot_wer_vs_latency,
+    table_cells,
 )
 from icefall_kd.reporting.results import (
     collect_wers,
@@ -332,7 +333,8 @@ def main() -> None:
 
 def distillation_section(wers, args) -> list:
     rows = default_rows({d: seed_dirs(d) for d in ("transducer_streaming/exp", METHOD)})
-    table = distillation_table(wers, rows, args.decode_chunk, args.decode_left_context)
+    cells = table_cells(wers, rows, args.decode_chunk, args.decode_left_context)
+    table = distillation_table(cells)
     if len(table) <= 3:  # header + teacher + baseline only: no student decoded yet
         return []
     chunk_ms, left_ms = args.decode_chunk * 40, args.decode_left_context * 40
@@ -348,11 +350,10 @@ def distillation_section(wers, args) -> list:
              "(baseline - model) / baseline. Gap closed: (baseline - "
              "model) / (baseline - teacher). Latency: greedy search, mean over test-clean and "
              "test-other (definitions in the Latency section).", ""] + table
-    paired = per_seed_differences(wers, rows, args.decode_chunk, args.decode_left_context)
+    paired = per_seed_differences(cells)
     if paired:
         lines += [""] + paired
-    if plot_wer_vs_latency(wers, rows, args.decode_chunk, args.decode_left_context,
-                           Path("wer-vs-latency.png")):
+    if plot_wer_vs_latency(cells, args.decode_chunk, Path("wer-vs-latency.png")):
         lines += ["", "![WER against first-token latency](wer-vs-latency.png)"]
     if plot_wer_vs_chunk(wers, {"streaming baseline": "transducer_streaming/exp",
                                 "distilled student": METHOD},
