@@ -3,7 +3,8 @@
 from lhotse import SupervisionSegment
 from lhotse.testing.dummies import dummy_cut
 
-from icefall_kd.data.filters import TrainingCutFilter, frames_after_subsampling
+from icefall_kd.data.filters import TrainingCutFilter
+from icefall_kd.model.subsampling import frames_after_subsampling
 
 
 class _CharTokens:

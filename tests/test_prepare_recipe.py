@@ -2,15 +2,14 @@
 same stages; then the BPE model and a data-module batch from what it wrote."""
 
 import shutil
-from pathlib import Path
 
-import pytest
 import sentencepiece as spm
 import torch
 from lhotse import load_manifest
 
 from icefall_kd.data.datamodule import AsrDataModule, DataConfig
-from icefall_kd.data.filters import TrainingCutFilter, frames_after_subsampling
+from icefall_kd.data.filters import TrainingCutFilter
+from icefall_kd.model.subsampling import frames_after_subsampling
 
 from conftest import run_prepare as _run_prepare
 

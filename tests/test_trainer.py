@@ -5,7 +5,6 @@ import logging
 import os
 import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,7 @@ from icefall_kd.data.datamodule import AsrDataModule, DataConfig
 from icefall_kd.model.transducer import build_transducer
 from icefall_kd.recipes.common import load_bpe
 from icefall_kd.training import checkpoint as ckpt
-from icefall_kd.training.trainer import LossInfo, Trainer, TrainConfig
+from icefall_kd.training.trainer import Trainer, TrainConfig
 from icefall_kd.training.transducer_objective import ChunkChoice, TransducerObjective
 
 

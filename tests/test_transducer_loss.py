@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from icefall_kd.loss.rnnt_backend import rnnt_backend
-from icefall_kd.loss.transducer_loss import pad_token_ids, pruned_transducer_loss, warmup_loss_scales
+from icefall_kd.loss.transducer_loss import pad_token_ids, pruned_transducer_loss
+from icefall_kd.training.scheduler import warmup_loss_scales
 from icefall_kd.model.transducer import build_transducer
 
 

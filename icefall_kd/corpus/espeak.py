@@ -14,7 +14,7 @@ import ctypes
 import ctypes.util
 import re
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import List
 
 import numpy as np
 

@@ -20,14 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-import torch
 from lhotse import CutSet, load_manifest_lazy
 from lhotse.dataset import (
     DynamicBucketingSampler,
     K2SpeechRecognitionDataset,
     OnTheFlyFeatures,
     PrecomputedFeatures,
-    SimpleCutSampler,
     SpecAugment,
 )
 from torch.utils.data import DataLoader

@@ -8,11 +8,7 @@ import logging
 import sentencepiece as spm
 from lhotse.cut import Cut
 
-
-def frames_after_subsampling(num_frames: int) -> int:
-    """Encoder frames after the 4x Conv2dSubsampling of icefall's (and sherpa-onnx's) streaming
-    Conformer, two 3x3 convolutions with stride 2: ``((T - 1) // 2 - 1) // 2``."""
-    return ((num_frames - 1) // 2 - 1) // 2
+from icefall_kd.model.subsampling import frames_after_subsampling
 
 
 class TrainingCutFilter:

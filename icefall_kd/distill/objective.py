@@ -203,16 +203,17 @@ class DistillationObjective:
         if self._teacher_device != next(student.parameters()).device:
             self._teacher_device = next(student.parameters()).device
             self.teacher.to(self._teacher_device)
-        features, feature_lens, token_ids, loss, enc_s, lens = self.transducer.forward_student(
-            model, batch, is_training, return_layers=cfg.hidden_kd_scale > 0)
+        step = self.transducer.forward_batch(model, batch, is_training,
+                                             return_layers=cfg.hidden_kd_scale > 0)
+        loss, enc_s, lens = step.output.loss, step.output.encoder_out, step.output.encoder_lens
         frames = float(lens.sum())
-        trans_total, values = self.transducer.combine(loss, batch_idx_train, is_training)
+        trans_total, values = self.transducer.combine(step.output, batch_idx_train, is_training)
         total = cfg.transducer_loss_scale * trans_total
-        enc_t, hidden_t = self._teacher_hidden(batch, features, feature_lens, lens)
+        enc_t, hidden_t = self._teacher_hidden(batch, step.features, step.feature_lens, lens)
 
         if cfg.hidden_kd_scale > 0:
-            num_s = len(loss.encoder_layers)
-            h_s = [loss.encoder_layers[resolve_layer(s, num_s)] for s, _ in self.layer_pairs]
+            layers_s = step.output.encoder_layers
+            h_s = [layers_s[resolve_layer(s, len(layers_s))] for s, _ in self.layer_pairs]
             h_t = [hidden_t[t] for t in self.teacher_layers]
             projections = getattr(student, "kd_projections", None)
             mse = hidden_mse(h_s, h_t, lens, projections)

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from typing import List, Optional
 
 import torch
+from torch import nn
 
 from icefall_kd.loss.rnnt_backend import rnnt_backend
-from icefall_kd.model.transducer import Transducer
 
 
 @dataclass
@@ -30,9 +30,7 @@ class TransducerLossOutput:
     logits: torch.Tensor
     boundary: torch.Tensor
     symbols: torch.Tensor
-    ctc_loss: Optional[torch.Tensor] = None
     decoder_out: Optional[torch.Tensor] = None  # (B, S + 1, decoder_dim), for distillation
-    encoder_layers: Optional[List[torch.Tensor]] = None  # every layer's (B, T, D) output
     # (B, T, S + 1): probability that the alignment passes through lattice node (t, s),
     # under the simple (smoothed) loss; sums blank and symbol arcs leaving the node.
     node_occupancy: Optional[torch.Tensor] = None
@@ -65,7 +63,7 @@ def pad_token_ids(token_ids: List[List[int]], pad: int, device) -> torch.Tensor:
 
 
 def pruned_transducer_loss(
-    model: Transducer,
+    model: nn.Module,
     encoder_out: torch.Tensor,
     encoder_lens: torch.Tensor,
     token_ids: List[List[int]],
@@ -74,8 +72,9 @@ def pruned_transducer_loss(
     am_scale: float = 0.0,
     delay_penalty: float = 0.0,
 ) -> TransducerLossOutput:
-    """encoder_out: (B, T, D) and encoder_lens: (B,) from the encoder; token_ids: B lists of
-    BPE ids without blank. Every utterance needs T_b >= S_b (filter cuts first)."""
+    """model: a :class:`~icefall_kd.model.transducer.Transducer` (its decoder, joiner, simple
+    projections and ``config.blank_id`` are used); encoder_out: (B, T, D) and encoder_lens:
+    (B,) from its encoder; token_ids: B lists of BPE ids without blank. Every utterance needs T_b >= S_b (filter cuts first)."""
     backend = rnnt_backend()
     device = encoder_out.device
     blank = model.config.blank_id
@@ -117,7 +116,7 @@ def pruned_transducer_loss(
                                 emission_occupancy=emission)
 
 
-def ctc_loss(model: Transducer, encoder_out: torch.Tensor, encoder_lens: torch.Tensor,
+def ctc_loss(model: nn.Module, encoder_out: torch.Tensor, encoder_lens: torch.Tensor,
              token_ids: List[List[int]]) -> torch.Tensor:
     """CTC on the model's auxiliary head (blank = the transducer's blank), summed over the
     batch. encoder_out: (N, T, D)."""
@@ -129,11 +128,3 @@ def ctc_loss(model: Transducer, encoder_out: torch.Tensor, encoder_lens: torch.T
         blank=model.config.blank_id, reduction="sum", zero_infinity=True,
     )
 
-
-def warmup_loss_scales(batch_idx: int, warm_step: int, simple_loss_scale: float):
-    """icefall's warm-up: the simple loss alone at first (the pruned loss needs good ranges),
-    then a linear move to ``simple_loss_scale`` and a pruned scale of 1 at ``warm_step``."""
-    if batch_idx >= warm_step:
-        return simple_loss_scale, 1.0
-    progress = batch_idx / warm_step
-    return 1.0 - progress * (1.0 - simple_loss_scale), 0.1 + 0.9 * progress

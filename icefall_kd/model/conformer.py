@@ -14,7 +14,6 @@ with cached states compute the same function; the test suite checks that.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import List, Optional, Tuple
 

@@ -5,12 +5,16 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from icefall_kd.data.filters import frames_after_subsampling
-
 # Feature frames the subsampling needs beyond those a chunk covers: an output frame t reads
 # input frames 4t .. 4t+6, so C output frames need 4C + 3 input frames.
 SUBSAMPLING_LOOKAHEAD_FRAMES = 3
 SUBSAMPLING_FACTOR = 4
+
+
+def frames_after_subsampling(num_frames: int) -> int:
+    """Encoder frames after the 4x Conv2dSubsampling of icefall's (and sherpa-onnx's) streaming
+    Conformer, two 3x3 convolutions with stride 2: ``((T - 1) // 2 - 1) // 2``."""
+    return ((num_frames - 1) // 2 - 1) // 2
 
 
 class Conv2dSubsampling(nn.Module):

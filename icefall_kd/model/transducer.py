@@ -8,11 +8,12 @@ and decoder outputs, applies tanh and a linear layer to raw logits.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Optional
+from typing import List, Optional
 
 import torch
 from torch import nn
 
+from icefall_kd.loss.transducer_loss import TransducerLossOutput, ctc_loss, pruned_transducer_loss
 from icefall_kd.model.conformer import ConformerEncoder, EncoderConfig
 
 
@@ -103,26 +104,38 @@ class Transducer(nn.Module):
     def forward(self, features: torch.Tensor, feature_lens: torch.Tensor, token_ids,
                 chunk_size: int = -1, left_context: int = -1, prune_range: int = 5,
                 lm_scale: float = 0.25, am_scale: float = 0.0, delay_penalty: float = 0.0,
-                with_ctc: bool = False, return_layers: bool = False):
+                with_ctc: bool = False, return_layers: bool = False) -> "TransducerForward":
         """Encoder plus pruned RNN-T loss (and CTC with ``with_ctc``) in one call, so DDP
         sees one forward.
 
         features: (N, T_in, 80); feature_lens: (N,); token_ids: N lists of BPE ids.
-        Returns (TransducerLossOutput, encoder_out (N, T, D), encoder_lens (N,)); the loss
-        output's ``ctc_loss`` is a sum over the batch, or None; with ``return_layers`` its
-        ``encoder_layers`` holds every encoder layer's output (for hidden-layer distillation).
         """
-        from icefall_kd.loss.transducer_loss import ctc_loss, pruned_transducer_loss
-
         encoder_out, encoder_lens, layers = self.encoder(features, feature_lens, chunk_size,
                                                          left_context, return_layers=True)
         loss = pruned_transducer_loss(self, encoder_out, encoder_lens, token_ids, prune_range,
                                       lm_scale, am_scale, delay_penalty)
-        if return_layers:
-            loss.encoder_layers = layers
-        if with_ctc:
-            loss.ctc_loss = ctc_loss(self, encoder_out, encoder_lens, token_ids)
-        return loss, encoder_out, encoder_lens
+        return TransducerForward(
+            loss=loss, encoder_out=encoder_out, encoder_lens=encoder_lens,
+            ctc_loss=ctc_loss(self, encoder_out, encoder_lens, token_ids) if with_ctc else None,
+            encoder_layers=layers if return_layers else None,
+        )
+
+
+@dataclass
+class TransducerForward:
+    """What :meth:`Transducer.forward` computes on a batch.
+
+    loss: the pruned RNN-T loss and its lattice; encoder_out: (N, T, D); encoder_lens: (N,);
+    ctc_loss: the auxiliary CTC loss summed over the batch (``with_ctc``), else None;
+    encoder_layers: every encoder layer's (N, T, D) output (``return_layers``, for
+    hidden-layer distillation), else None.
+    """
+
+    loss: TransducerLossOutput
+    encoder_out: torch.Tensor
+    encoder_lens: torch.Tensor
+    ctc_loss: Optional[torch.Tensor] = None
+    encoder_layers: Optional[List[torch.Tensor]] = None
 
 
 # Model sizes. "paper" is a LibriSpeech-960h size for GPUs, documented, not run here.

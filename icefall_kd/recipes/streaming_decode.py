@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import logging
 import time
-from pathlib import Path
 from typing import Optional, Sequence
 
 import torch
@@ -29,7 +28,6 @@ from icefall_kd.recipes.decode import (
 )
 from icefall_kd.streaming.latency import (
     LatencySummary,
-    latency_summary,
     utterance_record,
     write_latency_files,
 )

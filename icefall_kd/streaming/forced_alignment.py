@@ -3,7 +3,8 @@ full-context teacher over the transducer lattice of the reference tokens.
 
 The best path through the (T, S+1) lattice gives the encoder frame at which each token is
 emitted; a word starts at the frame of its first piece. On the embedded corpus, whose word
-times are exact, the error of this aligner is measured (``local/measure_aligner.py``), so
+times are exact, the error of this aligner is measured (``transducer_teacher/align.py``, run.sh stage 4;
+``icefall_kd/recipes/align_with_teacher.py``), so
 latency figures on LibriSpeech carry a known error bar.
 """
 

@@ -9,13 +9,13 @@ Keys: ``model``, ``model_avg`` (running average of all updates so far), ``optimi
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 import torch
 
+from icefall_kd.model.transducer import Transducer, TransducerConfig
 from icefall_kd.utils import atomic_output
 
 
@@ -119,8 +119,6 @@ def load_transducer(exp_dir: Path, epoch: int, avg: int, use_averaged_model: boo
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: train that model first, or fix the "
                                 "--*-exp-dir/--*-epoch options")
-    from icefall_kd.model.transducer import Transducer, TransducerConfig
-
     config = TransducerConfig.from_dict(load_checkpoint(path)["model_config"])
     model = Transducer(config)
     model.load_state_dict(model_state_for_decoding(exp_dir, epoch, avg, use_averaged_model))

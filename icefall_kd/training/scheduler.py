@@ -1,6 +1,9 @@
-"""icefall's Eden learning-rate schedule, for any torch optimizer."""
+"""Training schedules: icefall's Eden learning rate (any torch optimizer) and the warm-up of
+the pruned RNN-T loss scales."""
 
 from __future__ import annotations
+
+from typing import Tuple
 
 import torch
 
@@ -50,3 +53,13 @@ class Eden:
     def load_state_dict(self, state: dict) -> None:
         self.batch, self.epoch, self.base_lrs = state["batch"], state["epoch"], state["base_lrs"]
         self._apply()
+
+
+def warmup_loss_scales(batch_idx: int, warm_step: int,
+                       simple_loss_scale: float) -> Tuple[float, float]:
+    """icefall's warm-up: the simple loss alone at first (the pruned loss needs good ranges),
+    then a linear move to ``simple_loss_scale`` and a pruned scale of 1 at ``warm_step``."""
+    if batch_idx >= warm_step:
+        return simple_loss_scale, 1.0
+    progress = batch_idx / warm_step
+    return 1.0 - progress * (1.0 - simple_loss_scale), 0.1 + 0.9 * progress

@@ -10,9 +10,7 @@ batches, validation, logs and TensorBoard.
 from __future__ import annotations
 
 import argparse
-import copy
 import logging
-import math
 import os
 import random
 import time

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import List, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 import sentencepiece as spm
 import torch
 from torch import nn
 
-from icefall_kd.loss.transducer_loss import warmup_loss_scales
+from icefall_kd.model.transducer import TransducerForward
+from icefall_kd.training.scheduler import warmup_loss_scales
 from icefall_kd.training.trainer import LossInfo
 
 
@@ -47,6 +48,17 @@ def batch_inputs(batch: dict, device: torch.device):
     return features, feature_lens, list(sup["text"])
 
 
+@dataclass
+class BatchForward:
+    """One batch through the model: its inputs (features (N, T_in, 80), feature_lens (N,),
+    token_ids: N lists of BPE ids) and what the model computed on them."""
+
+    features: torch.Tensor
+    feature_lens: torch.Tensor
+    token_ids: List[List[int]]
+    output: TransducerForward
+
+
 class TransducerObjective:
     def __init__(self, sp: spm.SentencePieceProcessor, chunks: ChunkChoice,
                  prune_range: int = 5, lm_scale: float = 0.25, am_scale: float = 0.0,
@@ -62,39 +74,42 @@ class TransducerObjective:
         self.delay_penalty = delay_penalty
         self.ctc_loss_scale = ctc_loss_scale
 
-    def forward_student(self, model: nn.Module, batch: dict, is_training: bool,
-                        return_layers: bool = False):
-        """The model's forward pass on a batch: (features, feature_lens, token_ids,
-        TransducerLossOutput, encoder_out, encoder_lens)."""
+    def forward_batch(self, model: nn.Module, batch: dict, is_training: bool,
+                      return_layers: bool = False) -> "BatchForward":
+        """The model's forward pass on a batch, with a chunk size and left context drawn for
+        it: the transducer's own loss (teacher, baseline) or the student's part of a
+        distillation loss."""
         device = next(model.parameters()).device
         features, feature_lens, texts = batch_inputs(batch, device)
         token_ids = self.sp.encode(texts, out_type=int)
         chunk, left = self.chunks.sample(is_training)
-        loss, encoder_out, encoder_lens = model(
+        out = model(
             features, feature_lens, token_ids, chunk_size=chunk, left_context=left,
             prune_range=self.prune_range, lm_scale=self.lm_scale, am_scale=self.am_scale,
             delay_penalty=self.delay_penalty if is_training else 0.0,
             with_ctc=self.ctc_loss_scale > 0, return_layers=return_layers,
         )
-        return features, feature_lens, token_ids, loss, encoder_out, encoder_lens
+        return BatchForward(features, feature_lens, token_ids, out)
 
-    def combine(self, loss, batch_idx_train: int, is_training: bool):
+    def combine(self, out: TransducerForward, batch_idx_train: int,
+                is_training: bool) -> Tuple[torch.Tensor, Dict[str, float]]:
         """(total transducer loss, {name: sum}) with icefall's warm-up of the two scales."""
         simple_scale, pruned_scale = warmup_loss_scales(
             batch_idx_train if is_training else self.warm_step, self.warm_step,
             self.simple_loss_scale,
         )
+        loss = out.loss
         total = simple_scale * loss.simple_loss + pruned_scale * loss.pruned_loss
         values = {"simple_loss": float(loss.simple_loss.detach()),
                   "pruned_loss": float(loss.pruned_loss.detach())}
-        if loss.ctc_loss is not None:
-            total = total + self.ctc_loss_scale * loss.ctc_loss
-            values["ctc_loss"] = float(loss.ctc_loss.detach())
+        if out.ctc_loss is not None:
+            total = total + self.ctc_loss_scale * out.ctc_loss
+            values["ctc_loss"] = float(out.ctc_loss.detach())
         return total, values
 
     def __call__(self, model: nn.Module, batch: dict, batch_idx_train: int,
                  is_training: bool) -> LossInfo:
-        *_, loss, _, encoder_lens = self.forward_student(model, batch, is_training)
-        total, values = self.combine(loss, batch_idx_train, is_training)
+        step = self.forward_batch(model, batch, is_training)
+        total, values = self.combine(step.output, batch_idx_train, is_training)
         values["loss"] = float(total.detach())
-        return LossInfo(loss=total, frames=float(encoder_lens.sum()), values=values)
+        return LossInfo(loss=total, frames=float(step.output.encoder_lens.sum()), values=values)
