@@ -8,4 +8,9 @@ set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 "$repo/tools/install.sh"
 cd "$repo"
+# Lint gate first: unused imports, undefined names and syntax errors fail the run (ruff.toml).
+"$repo/.venv/bin/ruff" check --quiet . || {
+  echo "tools/test.sh: ruff found the problems above; fix them (or run .venv/bin/ruff check --fix .)" >&2
+  exit 1
+}
 exec "$repo/.venv/bin/python" -m pytest tests/ "$@"
