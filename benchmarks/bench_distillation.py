@@ -35,7 +35,7 @@ from icefall_kd.utils import HelpFormatter, peak_rss_mb, publish_report
 
 # Stage 2 as run.sh trains it: each model's own alignment (the teacher's simple loss and
 # pruned band computed too), adaptive exponent, Hinton mode.
-TOKEN_KD = dict(output_kd_scale=0.1, kd_nodes="token", kd_hinton=True)
+TOKEN_KD = dict(output_kd_scale=0.1, output_kd="token", kd_hinton=True)
 
 
 def seconds_per_step(model, objective, batches) -> float:
@@ -79,9 +79,9 @@ def main() -> None:
             ("stage 1: hidden MSE, on-the-fly teacher", dict(hidden_kd_scale=0.3)),
             ("stage 1: hidden MSE, exported targets",
              dict(hidden_kd_scale=0.3, teacher_targets="exported")),
-            ("stage 2: per-node output KD, on-the-fly teacher", dict(output_kd_scale=0.5)),
+            ("stage 2: per-node output KD, on-the-fly teacher", dict(output_kd_scale=0.5, output_kd="lattice", kd_hinton=False)),
             ("stage 2: per-node output KD, exported encoder outputs",
-             dict(output_kd_scale=0.5, teacher_targets="exported")),
+             dict(output_kd_scale=0.5, output_kd="lattice", kd_hinton=False, teacher_targets="exported")),
             ("stage 2: per-token output KD (run.sh), on-the-fly teacher", TOKEN_KD),
             ("stage 2: per-token output KD (run.sh), exported encoder outputs",
              dict(TOKEN_KD, teacher_targets="exported")),

@@ -45,7 +45,10 @@ def str2bool(value: str) -> bool:
         return True
     if lowered in ("0", "false", "no", "n", "f"):
         return False
-    raise ValueError(f"expected a boolean (true/false), got {value!r}")
+    # ArgumentTypeError, not ValueError: argparse shows its message (a ValueError becomes
+    # "invalid str2bool value").
+    raise argparse.ArgumentTypeError(
+        f"expected a boolean (true/false, yes/no, 1/0), got {value!r}")
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):

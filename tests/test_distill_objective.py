@@ -96,9 +96,9 @@ def test_pruned_nodes_equal_full_lattice_when_the_range_covers_every_symbol(setu
         for classes, weights in (("vocab", "uniform"), ("collapsed3", "uniform"),
                                  ("nonblank", "emission")):
             pruned = _objective(sp, teacher, prune_range=max_tokens + 1, output_kd_scale=1.0,
-                                kd_classes=classes, kd_node_weights=weights, smoothing=smoothing)
+                                output_kd="lattice", kd_classes=classes, kd_node_weights=weights, smoothing=smoothing)
             full = _objective(sp, teacher, prune_range=max_tokens + 1, output_kd_scale=1.0,
-                              kd_classes=classes, kd_node_weights=weights, kd_nodes="full",
+                              output_kd="lattice", kd_classes=classes, kd_node_weights=weights, kd_nodes="full",
                               smoothing=smoothing)
             a = pruned(student, batch, 10, False).values["output_kd"]
             b = full(student, batch, 10, False).values["output_kd"]
@@ -107,7 +107,7 @@ def test_pruned_nodes_equal_full_lattice_when_the_range_covers_every_symbol(setu
 
 def test_teacher_ranges_and_hinton_mode_run(setup):
     sp, teacher, student, *_, batch = setup
-    info = _objective(sp, teacher, output_kd_scale=1.0, kd_ranges_from="teacher",
+    info = _objective(sp, teacher, output_kd_scale=1.0, output_kd="lattice", kd_ranges_from="teacher",
                       kd_hinton=True)(student, batch, 10, True)
     assert torch.isfinite(info.loss) and info.values["output_kd"] > 0
 
@@ -117,8 +117,11 @@ def test_bad_distillation_settings_are_refused():
         DistillConfig()
     with pytest.raises(ValueError, match="kd_nodes|kd-nodes"):
         DistillConfig(output_kd_scale=1.0, kd_nodes="everything")
-    with pytest.raises(ValueError, match="--kd-teacher-shift mean nothing with --kd-nodes token"):
-        DistillConfig(output_kd_scale=1.0, kd_nodes="token", kd_teacher_shift=2)
+    with pytest.raises(ValueError, match="--kd-nodes 'token'"):  # per-token KD is --output-kd
+        DistillConfig(output_kd_scale=1.0, output_kd="lattice", kd_nodes="token")
+    with pytest.raises(ValueError, match="--kd-teacher-shift apply to --output-kd lattice only"):
+        DistillConfig(output_kd_scale=1.0, output_kd="token", kd_teacher_shift=2)
+    DistillConfig(output_kd_scale=1.0, output_kd="lattice", kd_teacher_shift=2)  # control
     with pytest.raises(ValueError, match="bad layer pair"):
         from icefall_kd.distill.objective import parse_layer_pairs
         parse_layer_pairs("3-3")
@@ -126,9 +129,9 @@ def test_bad_distillation_settings_are_refused():
 
 def test_teacher_shift_compares_frame_t_with_the_teachers_frame_t_minus_shift(setup):
     sp, teacher, student, *_, batch = setup
-    shifted = _objective(sp, teacher, output_kd_scale=1.0, kd_teacher_shift=2)
+    shifted = _objective(sp, teacher, output_kd_scale=1.0, output_kd="lattice", kd_teacher_shift=2)
     a = shifted(student, batch, 10, False).values["output_kd"]
-    plain = _objective(sp, teacher, output_kd_scale=1.0)
+    plain = _objective(sp, teacher, output_kd_scale=1.0, output_kd="lattice")
     encode = plain.teacher.encode
 
     def delayed(features, lens):  # the teacher's output moved 2 frames later by hand
@@ -139,7 +142,7 @@ def test_teacher_shift_compares_frame_t_with_the_teachers_frame_t_minus_shift(se
     plain.teacher.encode = delayed
     b = plain(student, batch, 10, False).values["output_kd"]
     assert a == pytest.approx(b, rel=1e-6)
-    unshifted = _objective(sp, teacher, output_kd_scale=1.0)(student, batch, 10, False)
+    unshifted = _objective(sp, teacher, output_kd_scale=1.0, output_kd="lattice")(student, batch, 10, False)
     assert abs(a - unshifted.values["output_kd"]) > 1e-5 * abs(a)  # the shift did something
 
 
@@ -147,7 +150,7 @@ def test_token_kd_is_zero_for_the_teacher_itself_and_trains_the_student(setup):
     import copy
 
     sp, teacher, student, *_, batch = setup
-    cfg = DistillConfig(output_kd_scale=1.0, kd_nodes="token", kd_hinton=True,
+    cfg = DistillConfig(output_kd_scale=1.0, output_kd="token", kd_hinton=True,
                         smoothing=SmoothingConfig(mode="fixed", temperature=1.0))
     # A copy of the teacher as the student, run with full context: same alignment and the
     # same tokens, so nothing to learn.
@@ -155,7 +158,7 @@ def test_token_kd_is_zero_for_the_teacher_itself_and_trains_the_student(setup):
     same = copy.deepcopy(teacher).eval()
     info = DistillationObjective(full_context, FrozenTeacher(teacher), cfg)(same, batch, 10, False)
     assert info.values["output_kd"] == pytest.approx(0.0, abs=1e-4)
-    info = _objective(sp, teacher, output_kd_scale=1.0, kd_nodes="token", kd_hinton=True,
+    info = _objective(sp, teacher, output_kd_scale=1.0, output_kd="token", kd_hinton=True,
                       smoothing=cfg.smoothing)(student, batch, 10, True)
     assert info.values["output_kd"] > 0
     student.zero_grad()

@@ -18,7 +18,7 @@ import argparse
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import ClassVar, Iterable, Optional
 
 from lhotse import CutSet, load_manifest_lazy
 from lhotse.dataset import (
@@ -30,49 +30,44 @@ from lhotse.dataset import (
 )
 from torch.utils.data import DataLoader
 
+from icefall_kd.config import add_config_arguments, config_from_args, option
 from icefall_kd.data.fbank import make_fbank_extractor
-from icefall_kd.utils import str2bool
 
 
 @dataclass
 class DataConfig:
-    manifest_dir: Path = Path("data/fbank")
-    max_duration: float = 200.0  # seconds of audio per batch
-    num_buckets: int = 30
-    shuffle: bool = True
-    drop_last: bool = True
-    num_workers: int = 2
-    on_the_fly_feats: bool = False
-    enable_spec_aug: bool = True
-    spec_aug_time_warp_factor: int = 80
-    seed: int = 42
+    """Where cuts come from and how they are batched (the ``data`` flags)."""
+
+    manifest_dir: Path = option(Path("data/fbank"),
+                                "Folder with librispeech_cuts_<part>.jsonl.gz")
+    max_duration: float = option(200.0, "Seconds of audio per batch (the bucketing "
+                                 "sampler's budget)")
+    num_buckets: int = option(30, "Duration buckets of the DynamicBucketingSampler")
+    shuffle: bool = option(True, "Shuffle training cuts every epoch")
+    drop_last: bool = option(True, "Drop the last, incomplete training batch")
+    num_workers: int = option(2, "DataLoader worker processes")
+    on_the_fly_feats: bool = option(False, "Compute fbank from audio during training instead "
+                                    "of reading precomputed features (slower; needed for "
+                                    "waveform augmentation)")
+    enable_spec_aug: bool = option(True, "SpecAugment on training batches")
+    spec_aug_time_warp_factor: int = option(80, "Time warp of SpecAugment; below 1 disables "
+                                            "warping")
+    # The training sampler's shuffling seed: the training recipes pass --seed.
+    seed: int = option(42, "", flag=False)
+
+    # Flags that only training uses; decoding scripts add the others (EVAL_FIELDS).
+    EVAL_FIELDS: ClassVar[tuple] = ("manifest_dir", "max_duration", "num_workers", "on_the_fly_feats")
 
     @staticmethod
-    def add_arguments(parser: argparse.ArgumentParser) -> None:
-        group = parser.add_argument_group("data", "Where cuts come from and how they are batched")
-        group.add_argument("--manifest-dir", type=Path, default=Path("data/fbank"),
-                           help="Folder with librispeech_cuts_<part>.jsonl.gz")
-        group.add_argument("--max-duration", type=float, default=200.0,
-                           help="Seconds of audio per batch (the bucketing sampler's budget)")
-        group.add_argument("--num-buckets", type=int, default=30,
-                           help="Duration buckets of the DynamicBucketingSampler")
-        group.add_argument("--shuffle", type=str2bool, default=True,
-                           help="Shuffle training cuts every epoch")
-        group.add_argument("--drop-last", type=str2bool, default=True,
-                           help="Drop the last, incomplete training batch")
-        group.add_argument("--num-workers", type=int, default=2,
-                           help="DataLoader worker processes")
-        group.add_argument("--on-the-fly-feats", type=str2bool, default=False,
-                           help="Compute fbank from audio during training instead of reading "
-                           "precomputed features (slower; needed for waveform augmentation)")
-        group.add_argument("--enable-spec-aug", type=str2bool, default=True,
-                           help="SpecAugment on training batches")
-        group.add_argument("--spec-aug-time-warp-factor", type=int, default=80,
-                           help="Time warp of SpecAugment; below 1 disables warping")
+    def add_arguments(parser: argparse.ArgumentParser,
+                      only: Optional[Iterable[str]] = None) -> None:
+        add_config_arguments(parser, DataConfig, title="data",
+                             description="Where cuts come from and how they are batched",
+                             only=only)
 
     @classmethod
-    def from_args(cls, args: argparse.Namespace) -> "DataConfig":
-        return cls(**{f: getattr(args, f) for f in cls.__dataclass_fields__ if hasattr(args, f)})
+    def from_args(cls, args: argparse.Namespace, **explicit) -> "DataConfig":
+        return config_from_args(cls, args, **explicit)
 
 
 class AsrDataModule:

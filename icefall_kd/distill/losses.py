@@ -19,7 +19,7 @@ from icefall_kd.distill.smoothing import (
     smoothed_teacher,
 )
 
-KD_NODE_SETS = ("pruned", "full", "token")
+KD_NODE_SETS = ("pruned", "full")  # lattice nodes that --output-kd lattice compares
 KD_CLASSES = ("vocab", "collapsed3", "nonblank")
 
 

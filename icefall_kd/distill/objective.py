@@ -11,14 +11,16 @@ the one-stage "hierarchical KD" ablation sets both.
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass, field
-from typing import List, Optional, Tuple
+import dataclasses
+from dataclasses import dataclass
+from typing import ClassVar, List, Optional, Tuple
 
 import torch
 from torch import nn
 
 from icefall_kd.distill.losses import KD_CLASSES, KD_NODE_SETS, hidden_mse, lattice_kd, token_kd
-from icefall_kd.distill.smoothing import ALPHA_MODES, GRANULARITIES, SmoothingConfig
+from icefall_kd.config import add_config_arguments, config_from_args, option
+from icefall_kd.distill.smoothing import SmoothingConfig
 from icefall_kd.distill.teacher import (
     FrozenTeacher,
     load_exported_targets,
@@ -28,7 +30,6 @@ from icefall_kd.distill.teacher import (
 from icefall_kd.loss.rnnt_backend import rnnt_backend
 from icefall_kd.training.trainer import LossInfo
 from icefall_kd.training.transducer_objective import TransducerObjective
-from icefall_kd.utils import str2bool
 
 KD_NODE_WEIGHTS = ("uniform", "occupancy", "emission")
 
@@ -50,42 +51,79 @@ def parse_layer_pairs(text: str) -> List[Tuple[int, int]]:
     return pairs
 
 
+OUTPUT_KD_UNITS = ("token", "lattice")
+
+
 @dataclass
 class DistillConfig:
-    transducer_loss_scale: float = 1.0
-    hidden_kd_scale: float = 0.0
-    hidden_kd_layers: str = "-1:-1"
-    output_kd_scale: float = 0.0
-    output_kd_warm_step: int = 0
-    kd_nodes: str = "pruned"
-    kd_classes: str = "vocab"
-    kd_ranges_from: str = "student"
-    kd_hinton: bool = False
-    kd_node_weights: str = "uniform"
-    kd_teacher_shift: int = 0
-    teacher_targets: str = "online"
-    smoothing: SmoothingConfig = field(default_factory=SmoothingConfig)
+    """The distillation terms and their weights (the ``distillation`` flags). The field
+    defaults are the method's choices; each stage script turns its own term on
+    (``--hidden-kd-scale`` in stage 1, ``--output-kd-scale`` in stage 2)."""
+
+    transducer_loss_scale: float = option(1.0, "Weight of the student's own pruned RNN-T loss "
+                                          "(0: distillation only)")
+    hidden_kd_scale: float = option(0.0, "Stage 1: weight of the MSE between student and "
+                                    "teacher encoder outputs")
+    hidden_kd_layers: str = option("-1:-1", "student:teacher layer pairs for the MSE, 0-based, "
+                                   "-1 = encoder output")
+    output_kd_scale: float = option(0.0, "Stage 2: weight of KL(smoothed teacher || student)")
+    output_kd_warm_step: int = option(0, "Batches over which the output KD weight rises "
+                                      "linearly from 0")
+    output_kd: str = option("token", "Where the output distributions are compared. token (the "
+                            "method): per output token, each model's distribution where its "
+                            "own alignment emits it (timing-free: the teacher's earlier "
+                            "emissions do not pull the student); lattice: on the nodes of the "
+                            "transducer lattice, set by the --kd-nodes, --kd-classes, "
+                            "--kd-ranges-from, --kd-node-weights and --kd-teacher-shift flags",
+                            choices=OUTPUT_KD_UNITS)
+    kd_nodes: str = option("pruned", "--output-kd lattice: pruned: the band of the pruned RNN-T "
+                           "loss; full: every (t, u) node (memory B*T*U*V: small cases only)",
+                           choices=KD_NODE_SETS)
+    kd_classes: str = option("vocab", "--output-kd lattice: vocab: full output distribution; "
+                             "collapsed3: {next label, blank, rest} (Panchapagesan et al. 2021, "
+                             "a baseline); nonblank: the distribution over tokens given that "
+                             "one is emitted (blank left out and both sides renormalised)",
+                             choices=KD_CLASSES)
+    kd_ranges_from: str = option("student", "--output-kd lattice: whose simple loss picks the "
+                                 "pruned nodes", choices=("student", "teacher"))
+    kd_node_weights: str = option("uniform", "--output-kd lattice: how nodes are weighted: "
+                                  "uniform or occupancy (the probability that the student's "
+                                  "alignment passes through a node) average each frame's "
+                                  "nodes; emission weights each node by the probability that "
+                                  "the student emits a token there and sums",
+                                  choices=KD_NODE_WEIGHTS)
+    kd_teacher_shift: int = option(0, "--output-kd lattice: delay the teacher's encoder output "
+                                   "by this many frames before its joiner is evaluated (a "
+                                   "full-context teacher emits earlier than a streaming student)")
+    kd_hinton: bool = option(True, "Transform the student with the same exponent and scale the "
+                             "KL by 1/a^2 (Hinton's KD); false: only the teacher is transformed")
+    teacher_targets: str = option("online", "online: teacher encoder in the same step on the "
+                                  "same input; exported: hidden states stored with the cuts "
+                                  "(kd_teacher_export/export_targets.py)",
+                                  choices=("online", "exported"))
+    smoothing: SmoothingConfig = dataclasses.field(default_factory=SmoothingConfig)
+
+    # Meaningful with --output-kd lattice only.
+    LATTICE_ONLY: ClassVar[Tuple[str, ...]] = (
+        "kd_nodes", "kd_classes", "kd_ranges_from", "kd_node_weights", "kd_teacher_shift")
 
     def __post_init__(self) -> None:
-        for name, value, allowed in [("kd_nodes", self.kd_nodes, KD_NODE_SETS),
-                                     ("kd_classes", self.kd_classes, KD_CLASSES),
-                                     ("kd_ranges_from", self.kd_ranges_from, ("student", "teacher")),
-                                     ("kd_node_weights", self.kd_node_weights, KD_NODE_WEIGHTS),
-                                     ("teacher_targets", self.teacher_targets, ("online", "exported"))]:
-            if value not in allowed:
-                raise ValueError(f"--{name.replace('_', '-')} {value!r}: choose from {allowed}")
+        for f in dataclasses.fields(self):
+            allowed = f.metadata.get("choices")
+            if allowed and getattr(self, f.name) not in allowed:
+                raise ValueError(f"--{f.name.replace('_', '-')} {getattr(self, f.name)!r}: "
+                                 f"choose from {allowed}")
         if self.hidden_kd_scale <= 0 and self.output_kd_scale <= 0:
             raise ValueError("neither --hidden-kd-scale nor --output-kd-scale is positive: "
                              "nothing to distil (use the streaming recipe for plain training)")
-        if self.kd_nodes == "token":
-            ignored = [flag for flag, changed in [
-                ("--kd-classes", self.kd_classes != "vocab"),
-                ("--kd-node-weights", self.kd_node_weights != "uniform"),
-                ("--kd-ranges-from", self.kd_ranges_from != "student"),
-                ("--kd-teacher-shift", self.kd_teacher_shift != 0)] if changed]
-            if ignored:
-                raise ValueError(f"{', '.join(ignored)} mean nothing with --kd-nodes token (each "
-                                 "model is read on its own alignment, blank left out); drop them")
+        if self.output_kd == "token":
+            defaults = {f.name: f.default for f in dataclasses.fields(self)}
+            changed = [f"--{name.replace('_', '-')}" for name in self.LATTICE_ONLY
+                       if getattr(self, name) != defaults[name]]
+            if changed:
+                raise ValueError(f"{', '.join(changed)} apply to --output-kd lattice only (per-"
+                                 "token KD reads each model on its own alignment, blank left "
+                                 "out): drop them or pass --output-kd lattice")
         if self.teacher_targets == "exported" and self.output_kd_scale > 0 and self.kd_ranges_from == "teacher":
             raise ValueError("--kd-ranges-from teacher needs the teacher's simple heads on its "
                              "encoder output; it works with exported targets only through "
@@ -93,70 +131,15 @@ class DistillConfig:
 
     @staticmethod
     def add_arguments(parser: argparse.ArgumentParser) -> None:
-        g = parser.add_argument_group("distillation")
-        g.add_argument("--transducer-loss-scale", type=float, default=1.0,
-                       help="Weight of the student's own pruned RNN-T loss (0: distillation only)")
-        g.add_argument("--hidden-kd-scale", type=float, default=0.0,
-                       help="Stage 1: weight of the MSE between student and teacher encoder outputs")
-        g.add_argument("--hidden-kd-layers", default="-1:-1",
-                       help="student:teacher layer pairs for the MSE, 0-based, -1 = encoder output")
-        g.add_argument("--output-kd-scale", type=float, default=0.0,
-                       help="Stage 2: weight of KL(smoothed teacher || student) on lattice nodes")
-        g.add_argument("--output-kd-warm-step", type=int, default=0,
-                       help="Batches over which the output KD weight rises linearly from 0")
-        g.add_argument("--kd-nodes", choices=KD_NODE_SETS, default="pruned",
-                       help="pruned: the band of the pruned RNN-T loss; full: every (t, u) node "
-                       "(memory B*T*U*V: small cases only); token: per output token, each "
-                       "model's token distribution where its own alignment emits it (timing-"
-                       "free: the teacher's earlier emissions do not pull the student)")
-        g.add_argument("--kd-classes", choices=KD_CLASSES, default="vocab",
-                       help="vocab: full output distribution; collapsed3: {next label, blank, "
-                       "rest} (Panchapagesan et al. 2021, a baseline); nonblank: the "
-                       "distribution over tokens given that one is emitted (blank left out "
-                       "and both sides renormalised): what to emit, not when, so a teacher "
-                       "that emits earlier does not push the student towards blank")
-        g.add_argument("--kd-ranges-from", choices=["student", "teacher"], default="student",
-                       help="Whose simple loss picks the pruned nodes")
-        g.add_argument("--kd-hinton", type=str2bool, default=False,
-                       help="Transform the student with the same exponent and scale the KL by "
-                       "1/a^2 (Hinton's KD); default: only the teacher is transformed")
-        g.add_argument("--kd-node-weights", choices=KD_NODE_WEIGHTS, default="uniform",
-                       help="How lattice nodes are weighted: uniform or occupancy (the probability "
-                       "that the student's alignment passes through a node, from its simple "
-                       "loss) average each frame's nodes; emission weights each node by the "
-                       "probability that the student emits a token there and sums (about one "
-                       "unit per token), the natural weight for --kd-classes nonblank")
-        g.add_argument("--kd-teacher-shift", type=int, default=0,
-                       help="Delay the teacher's encoder output by this many frames before its "
-                       "joiner is evaluated: a full-context teacher emits earlier than a "
-                       "streaming student, so node (t, u) of the student is compared with "
-                       "the teacher at frame t - shift")
-        g.add_argument("--teacher-targets", choices=["online", "exported"], default="online",
-                       help="online: teacher encoder in the same step on the same input; "
-                       "exported: hidden states stored with the cuts (see --targets-dir)")
-        g.add_argument("--kd-alpha-mode", choices=ALPHA_MODES, default="entropy_floor",
-                       help="How the teacher's power (1/temperature) is chosen per node")
-        g.add_argument("--kd-entropy-floor", type=float, default=0.5,
-                       help="entropy_floor: smooth nodes whose teacher entropy is below this (nats)")
-        g.add_argument("--kd-maxprob-cap", type=float, default=0.9,
-                       help="maxprob_cap: the largest teacher probability after smoothing")
-        g.add_argument("--kd-kappa", type=float, default=1.0,
-                       help="confidence_temperature: temperature = 1 + kappa * max prob")
-        g.add_argument("--kd-temperature", type=float, default=2.0, help="fixed: the temperature")
-        g.add_argument("--kd-alpha-min", type=float, default=0.05,
-                       help="Smallest power (largest temperature) an adaptive rule may use")
-        g.add_argument("--kd-granularity", choices=GRANULARITIES, default="node",
-                       help="One power per lattice node, per frame or per utterance (the "
-                       "smallest over the nodes it covers)")
+        add_config_arguments(parser, DistillConfig, title="distillation")
+        add_config_arguments(parser, SmoothingConfig, title="teacher smoothing",
+                             description="The power transform of the teacher's output "
+                             "distribution (stage 2)", prefix="kd-")
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "DistillConfig":
-        smoothing = SmoothingConfig(mode=args.kd_alpha_mode, entropy_floor=args.kd_entropy_floor,
-                                    maxprob_cap=args.kd_maxprob_cap, kappa=args.kd_kappa,
-                                    temperature=args.kd_temperature, alpha_min=args.kd_alpha_min,
-                                    granularity=args.kd_granularity)
-        names = [f for f in cls.__dataclass_fields__ if f != "smoothing"]
-        return cls(smoothing=smoothing, **{f: getattr(args, f) for f in names})
+        return config_from_args(cls, args,
+                                smoothing=config_from_args(SmoothingConfig, args, prefix="kd-"))
 
 
 class DistillationObjective:
@@ -244,7 +227,7 @@ class DistillationObjective:
             dec_t = teacher.decoder(decoder_in)
             am_t = teacher.joiner.encoder_proj(enc_t)
             lm_t = teacher.joiner.decoder_proj(dec_t)
-        if cfg.kd_nodes == "token":  # the student's own pruned logits; nothing to project
+        if cfg.output_kd == "token":  # the student's own pruned logits; nothing to project
             return self._token_kd(student, teacher, loss, enc_t, dec_t, am_t, lm_t)
         am_s = student.joiner.encoder_proj(enc_s)
         lm_s = student.joiner.decoder_proj(loss.decoder_out)
@@ -285,7 +268,7 @@ class DistillationObjective:
                           per_frame_mean=cfg.kd_node_weights != "emission")
 
     def _token_kd(self, student, teacher, loss, enc_t, dec_t, am_t, lm_t):
-        """KD per output token, each model on its own alignment (``--kd-nodes token``)."""
+        """KD per output token, each model on its own alignment (``--output-kd token``)."""
         cfg = self.config
         backend = rnnt_backend()
         blank = student.config.blank_id

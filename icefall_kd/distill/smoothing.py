@@ -21,6 +21,8 @@ from typing import Callable, Optional
 
 import torch
 
+from icefall_kd.config import option
+
 ALPHA_MODES = ("entropy_floor", "maxprob_cap", "confidence_temperature", "fixed")
 GRANULARITIES = ("node", "frame", "utterance")
 
@@ -44,14 +46,22 @@ def entropy(log_probs: torch.Tensor) -> torch.Tensor:
 
 @dataclass
 class SmoothingConfig:
-    mode: str = "entropy_floor"
-    entropy_floor: float = 0.5  # nats
-    maxprob_cap: float = 0.9
-    kappa: float = 1.0
-    temperature: float = 2.0
-    alpha_min: float = 0.05
-    iterations: int = 14
-    granularity: str = "node"
+    """How the teacher's output distribution is power-transformed (flags ``--kd-*``)."""
+
+    mode: str = option("entropy_floor", "How the teacher's power (1/temperature) is chosen "
+                       "per node", choices=ALPHA_MODES, flag_name="alpha_mode")
+    entropy_floor: float = option(0.5, "entropy_floor: smooth nodes whose teacher entropy is "
+                                  "below this (nats)")
+    maxprob_cap: float = option(0.9, "maxprob_cap: the largest teacher probability after "
+                                "smoothing")
+    kappa: float = option(1.0, "confidence_temperature: temperature = 1 + kappa * max prob")
+    temperature: float = option(2.0, "fixed: the temperature")
+    alpha_min: float = option(0.05, "Smallest power (largest temperature) an adaptive rule "
+                              "may use")
+    iterations: int = option(14, "Bisection steps of entropy_floor", flag=False)
+    granularity: str = option("node", "One power per lattice node, per frame or per "
+                              "utterance (the smallest over the nodes it covers)",
+                              choices=GRANULARITIES)
 
     def __post_init__(self) -> None:
         if self.mode not in ALPHA_MODES:

@@ -39,7 +39,7 @@ def add_checkpoint_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_search_arguments(parser: argparse.ArgumentParser, res_dir_default: str) -> None:
     """Search, vocabulary, test sets and output folder: shared by decode.py and
-    streaming_decode.py."""
+    streaming_decode.py (each adds the data flags it uses)."""
     parser.add_argument("--decoding-method", choices=["greedy_search", "modified_beam_search"],
                         default="greedy_search")
     parser.add_argument("--beam-size", type=int, default=4)
@@ -50,7 +50,6 @@ def add_search_arguments(parser: argparse.ArgumentParser, res_dir_default: str) 
     parser.add_argument("--test-sets", default="dev-clean test-clean test-other")
     parser.add_argument("--res-dir", type=Path, default=None,
                         help=f"Default: {res_dir_default}")
-    DataConfig.add_arguments(parser)
 
 
 def build_parser(description: str) -> argparse.ArgumentParser:
@@ -62,6 +61,7 @@ def build_parser(description: str) -> argparse.ArgumentParser:
     parser.add_argument("--left-context", type=int, default=-1,
                         help="Simulated streaming: left context in encoder frames")
     add_search_arguments(parser, "<exp-dir>/<decoding-method>")
+    DataConfig.add_arguments(parser, only=DataConfig.EVAL_FIELDS)
     parser.add_argument("--skip-existing", type=str2bool, default=False,
                         help="Do nothing when every test set already has its wer-summary file "
                         "for these settings, newer than the checkpoint and the test cuts "

@@ -33,7 +33,7 @@ def build_parser(description: str) -> argparse.ArgumentParser:
     parser.add_argument("--dtype", choices=["float16", "float32"], default="float16",
                         help="Storage precision: float16 halves the disk space (relative "
                         "error about 5e-4)")
-    DataConfig.add_arguments(parser)
+    DataConfig.add_arguments(parser, only=DataConfig.EVAL_FIELDS)
     return parser
 
 

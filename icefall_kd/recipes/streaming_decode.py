@@ -49,6 +49,7 @@ def build_parser(description: str) -> argparse.ArgumentParser:
     parser.add_argument("--num-threads", type=int, default=1,
                         help="CPU threads (the real-time factor is reported for this many)")
     add_search_arguments(parser, "<exp-dir>/streaming/<decoding-method>")
+    DataConfig.add_arguments(parser, only=["manifest_dir"])  # audio is read from the cuts
     return parser
 
 

@@ -93,17 +93,30 @@ def fit_student_projections(student: Transducer, teacher: FrozenTeacher,
                  f"MSE per layer pair after the fit: {[round(e, 4) for e in errors]}")
 
 
-def main(description: str, defaults: Optional[Dict[str, object]] = None,
-         argv: Optional[Sequence[str]] = None) -> None:
+# What each stage script trains by default: the method (its other choices are
+# DistillConfig's field defaults). run.sh passes only what an ablation changes.
+STAGE_DEFAULTS: Dict[str, Dict[str, object]] = {
+    "stage1": dict(hidden_kd_scale=0.3, hidden_kd_projection="fitted",
+                   init_from="transducer_streaming/exp"),
+    "stage2": dict(output_kd_scale=0.1, output_kd_warm_step=100, init_from="kd_stage1_hidden/exp"),
+}
+
+
+def build_distill_parser(description: str, stage: str) -> argparse.ArgumentParser:
+    """The flags of a distillation stage script (``stage``: a key of STAGE_DEFAULTS)."""
     parser = build_parser(description, streaming=True)
     add_distill_arguments(parser)
-    parser.set_defaults(**{"init_from": "transducer_streaming/exp", **(defaults or {})})
+    parser.set_defaults(**STAGE_DEFAULTS[stage])
     for action in parser._actions:  # the student's start has more choices here
         if action.dest == "init_from":
             action.help = ("Student start: an experiment folder (the streaming baseline, or the "
                            "stage-1 model for stage 2), 'teacher' (its weights in a streaming "
                            "encoder) or 'scratch'")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(description: str, stage: str, argv: Optional[Sequence[str]] = None) -> None:
+    args = build_distill_parser(description, stage).parse_args(argv)
     dist = start_run(args)
     sp = load_bpe(args.lang_dir)
     try:
@@ -134,7 +147,7 @@ def main(description: str, defaults: Optional[Dict[str, object]] = None,
             student.kd_projections = projections
             logging.info(f"hidden KD: projections {s_dim} -> {t_dim}")
     objective = DistillationObjective(transducer_objective(args, sp), teacher, config)
-    data = AsrDataModule(DataConfig.from_args(args))
+    data = AsrDataModule(DataConfig.from_args(args, seed=args.seed))
     train_cuts = training_cuts(args, data, sp, dist)
     if getattr(student, "kd_projections", None) is not None and args.hidden_kd_projection == "fitted":
         fit_student_projections(student, teacher, objective, pairs, data, train_cuts,

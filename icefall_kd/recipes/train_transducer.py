@@ -154,7 +154,7 @@ def main(streaming: bool, description: str = "", argv: Optional[Sequence[str]] =
     objective = transducer_objective(args, sp)
     if not streaming and any(c > 0 for c in objective.chunks.chunk_sizes):
         raise SystemExit("the full-context teacher cannot train with chunks; use the streaming recipe")
-    data = AsrDataModule(DataConfig.from_args(args))
+    data = AsrDataModule(DataConfig.from_args(args, seed=args.seed))
     train_cuts = training_cuts(args, data, sp, dist)
     if not args.init_from:
         # Global CMVN from the training cuts (a resumed run then loads its own buffers).

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from icefall_kd.config import add_config_arguments, config_from_args, option
 from icefall_kd.training.checkpoint import (
     batch_checkpoints,
     load_checkpoint,
@@ -30,7 +31,6 @@ from icefall_kd.training.checkpoint import (
     update_averaged_model,
 )
 from icefall_kd.training.scheduler import Eden
-from icefall_kd.utils import str2bool
 
 
 @dataclass
@@ -50,59 +50,43 @@ class Objective(Protocol):
 
 @dataclass
 class TrainConfig:
-    exp_dir: Path = Path("exp")
-    num_epochs: int = 10
-    start_epoch: int = 1
-    resume: bool = True
-    base_lr: float = 0.003
-    lr_batches: float = 2000.0
-    lr_epochs: float = 3.0
-    warmup_batches: float = 500.0
-    weight_decay: float = 1e-6
-    clip_grad_norm: float = 5.0
-    average_period: int = 50
-    save_every_n: int = 1000
-    keep_last_k: int = 3
-    log_interval: int = 50
-    seed: int = 42
-    precision: str = "auto"  # auto | fp32 | bf16 | fp16
-    max_bad_batches: int = 20
-    tensorboard: bool = True
+    """The training loop's settings (the ``training`` flags), shared by every stage."""
+
+    exp_dir: Path = option(Path("exp"), "Where checkpoints, logs and TensorBoard files go")
+    num_epochs: int = option(10, "Train until this epoch")
+    start_epoch: int = option(1, "Start from epoch-(N-1).pt; 1 starts fresh (or resumes, "
+                              "see --resume)")
+    resume: bool = option(True, "Continue from the newest checkpoint in --exp-dir, mid-epoch "
+                          "if needed, exactly where it stopped")
+    base_lr: float = option(0.003, "Peak learning rate (AdamW)")
+    lr_batches: float = option(2000.0, "Eden: batch decay scale")
+    lr_epochs: float = option(3.0, "Eden: epoch decay scale")
+    warmup_batches: float = option(500.0, "Learning rate rises from half to full over this "
+                                   "many batches")
+    weight_decay: float = option(1e-6, "AdamW weight decay")
+    clip_grad_norm: float = option(5.0, "Clip the gradient norm to this")
+    average_period: int = option(50, "Update the running averaged model every N batches")
+    save_every_n: int = option(1000, "Write checkpoint-<batch>.pt every N batches (resume "
+                               "points)")
+    keep_last_k: int = option(3, "Keep only the newest K checkpoint-<batch>.pt")
+    log_interval: int = option(50, "Log every N batches")
+    seed: int = option(42, "Seed of the model initialisation, data order and chunk draws "
+                       "(rank r of a multi-process run uses seed + r)")
+    precision: str = option("auto", "auto: fp32 on CPU, bf16 autocast on GPUs that support "
+                            "it, else fp16", choices=("auto", "fp32", "bf16", "fp16"))
+    max_bad_batches: int = option(20, "Stop after this many consecutive batches with a "
+                                  "non-finite loss")
+    tensorboard: bool = option(True, "Write TensorBoard logs to --exp-dir/tensorboard")
 
     @staticmethod
     def add_arguments(parser: argparse.ArgumentParser) -> None:
-        g = parser.add_argument_group("training", "The training loop (shared by every stage)")
-        g.add_argument("--exp-dir", type=Path, required=True,
-                       help="Where checkpoints, logs and TensorBoard files go")
-        g.add_argument("--num-epochs", type=int, default=10, help="Train until this epoch")
-        g.add_argument("--start-epoch", type=int, default=1,
-                       help="Start from epoch-(N-1).pt; 1 starts fresh (or resumes, see --resume)")
-        g.add_argument("--resume", type=str2bool, default=True,
-                       help="Continue from the newest checkpoint in --exp-dir, mid-epoch if "
-                       "needed, exactly where it stopped")
-        g.add_argument("--base-lr", type=float, default=0.003, help="Peak learning rate (AdamW)")
-        g.add_argument("--lr-batches", type=float, default=2000.0, help="Eden: batch decay scale")
-        g.add_argument("--lr-epochs", type=float, default=3.0, help="Eden: epoch decay scale")
-        g.add_argument("--warmup-batches", type=float, default=500.0,
-                       help="Learning rate rises from half to full over this many batches")
-        g.add_argument("--clip-grad-norm", type=float, default=5.0)
-        g.add_argument("--average-period", type=int, default=50,
-                       help="Update the running averaged model every N batches")
-        g.add_argument("--save-every-n", type=int, default=1000,
-                       help="Write checkpoint-<batch>.pt every N batches (resume points)")
-        g.add_argument("--keep-last-k", type=int, default=3,
-                       help="Keep only the newest K checkpoint-<batch>.pt")
-        g.add_argument("--log-interval", type=int, default=50, help="Log every N batches")
-        g.add_argument("--seed", type=int, default=42)
-        g.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto",
-                       help="auto: fp32 on CPU, bf16 autocast on GPUs that support it, else fp16")
-        g.add_argument("--max-bad-batches", type=int, default=20,
-                       help="Stop after this many consecutive batches with a non-finite loss")
-        g.add_argument("--tensorboard", type=str2bool, default=True)
+        add_config_arguments(parser, TrainConfig, title="training",
+                             description="The training loop (shared by every stage)",
+                             required=["exp_dir"])
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "TrainConfig":
-        return cls(**{f: getattr(args, f) for f in cls.__dataclass_fields__ if hasattr(args, f)})
+        return config_from_args(cls, args)
 
 
 def fix_random_seed(seed: int) -> None:
