@@ -20,7 +20,7 @@ import torch
 
 from icefall_kd.data.fbank import SAMPLE_RATE, make_fbank_extractor
 from icefall_kd.decoding.search import greedy_search
-from icefall_kd.recipes.decode import load_model
+from icefall_kd.recipes.common import load_model
 from icefall_kd.streaming.recognizer import StreamingConfig, StreamingRecognizer
 from icefall_kd.utils import HelpFormatter, publish_report
 

@@ -20,9 +20,9 @@ from icefall_kd.export.contract import (
     validate_metadata,
     validate_tokens,
 )
-from icefall_kd.export.onnx_check import check_streaming_onnx
+from icefall_kd.export.onnx_parity import check_streaming_onnx
 from icefall_kd.export.onnx_export import export_streaming_onnx
-from icefall_kd.export.sherpa_decode import pytorch_offline, pytorch_sherpa_schedule
+from icefall_kd.export.sherpa_parity import pytorch_offline, pytorch_sherpa_schedule
 from icefall_kd.export.sherpa_runtime import SherpaRuntimeError, run_in_subprocess
 from icefall_kd.export.torchscript import compare_with_eager
 from icefall_kd.model.transducer import Transducer, TransducerConfig, build_transducer

@@ -6,7 +6,7 @@
 - :mod:`~icefall_kd.export.contract`: what sherpa-onnx requires of the ONNX files, checked
   before anything is written;
 - :mod:`~icefall_kd.export.onnx_export`: ONNX files (fp32 and int8) and ``tokens.txt``;
-- :mod:`~icefall_kd.export.onnx_check`: onnxruntime against PyTorch over chunks;
+- :mod:`~icefall_kd.export.onnx_parity`: onnxruntime against PyTorch over chunks;
 - :mod:`~icefall_kd.export.sherpa_runtime`: decoding in sherpa-onnx, in a child process;
-- :mod:`~icefall_kd.export.sherpa_decode`: sherpa-onnx results against PyTorch search.
+- :mod:`~icefall_kd.export.sherpa_parity`: sherpa-onnx results against PyTorch search.
 """

@@ -16,8 +16,7 @@ import torch
 from lhotse import CutSet, load_manifest
 from lhotse.supervision import AlignmentItem
 
-from icefall_kd.recipes.common import load_bpe
-from icefall_kd.recipes.decode import add_checkpoint_arguments, load_model
+from icefall_kd.recipes.common import add_checkpoint_arguments, load_bpe, load_model
 from icefall_kd.streaming.forced_alignment import (
     lattice_log_probs,
     viterbi_token_frames,

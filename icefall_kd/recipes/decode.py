@@ -7,49 +7,28 @@ with the chunked attention masks a streaming model was trained with).
 from __future__ import annotations
 
 import argparse
-import datetime
 import logging
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple
+from typing import Optional, Sequence
 
 import torch
 
 from icefall_kd.data.datamodule import AsrDataModule, DataConfig
 from icefall_kd.decoding.search import greedy_search, modified_beam_search
 from icefall_kd.data.fbank import SAMPLE_RATE
-from icefall_kd.decoding.wer import write_error_stats, write_recogs
 from icefall_kd.model.subsampling import SUBSAMPLING_FACTOR, SUBSAMPLING_LOOKAHEAD_FRAMES
 from icefall_kd.model.transducer import Transducer
-from icefall_kd.recipes.common import load_bpe
+from icefall_kd.recipes.common import (
+    add_checkpoint_arguments,
+    add_search_arguments,
+    load_bpe,
+    load_model,
+    log_to_file,
+    write_result_files,
+)
 from icefall_kd.streaming.latency import utterance_record, write_latency_files
 from icefall_kd.streaming.recognizer import FRAME_END_OFFSET_SAMPLES, FRAME_SHIFT_SAMPLES
-from icefall_kd.training.checkpoint import load_transducer
 from icefall_kd.utils import HelpFormatter, setup_logging, str2bool
-
-
-def add_checkpoint_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--exp-dir", type=Path, required=True)
-    parser.add_argument("--epoch", type=int, required=True, help="Use epoch-<N>.pt ...")
-    parser.add_argument("--avg", type=int, default=1,
-                        help="... averaged over the last --avg epochs ending at --epoch")
-    parser.add_argument("--use-averaged-model", type=str2bool, default=True,
-                        help="Average with the running averaged model (icefall's method) "
-                        "instead of a plain mean of epoch checkpoints")
-
-
-def add_search_arguments(parser: argparse.ArgumentParser, res_dir_default: str) -> None:
-    """Search, vocabulary, test sets and output folder: shared by decode.py and
-    streaming_decode.py (each adds the data flags it uses)."""
-    parser.add_argument("--decoding-method", choices=["greedy_search", "modified_beam_search"],
-                        default="greedy_search")
-    parser.add_argument("--beam-size", type=int, default=4)
-    parser.add_argument("--max-sym-per-frame", type=int, default=1,
-                        help="Greedy search: symbols per 40 ms frame at most (sherpa-onnx's "
-                        "streaming greedy search emits at most 1)")
-    parser.add_argument("--lang-dir", type=Path, default=Path("data/lang_bpe_500"))
-    parser.add_argument("--test-sets", default="dev-clean test-clean test-other")
-    parser.add_argument("--res-dir", type=Path, default=None,
-                        help=f"Default: {res_dir_default}")
 
 
 def build_parser(description: str) -> argparse.ArgumentParser:
@@ -80,11 +59,6 @@ def result_suffix(args: argparse.Namespace) -> str:
     if args.use_averaged_model:
         suffix += "_use-averaged-model"
     return suffix
-
-
-def load_model(args: argparse.Namespace) -> Transducer:
-    """The model --exp-dir/--epoch/--avg/--use-averaged-model name, in eval mode."""
-    return load_transducer(args.exp_dir, args.epoch, args.avg, args.use_averaged_model).eval()
 
 
 def first_token_seconds(hyp, duration: float, chunk_size: int) -> Optional[float]:
@@ -156,25 +130,3 @@ def main(description: str = "", argv: Optional[Sequence[str]] = None) -> None:
         results, records = decode_dataset(model, data.eval_dataloader(data.cuts(test_set)), sp, args)
         write_result_files(res_dir, test_set, suffix, args.decoding_method, results)
         write_latency_files(res_dir, test_set, suffix, records)
-
-
-def write_result_files(res_dir: Path, test_set: str, suffix: str, method: str,
-                       results: List[Tuple[str, List[str], List[str]]]):
-    """recogs-, errs- and wer-summary- files for one test set; logs icefall's WER line."""
-    write_recogs(res_dir / f"recogs-{test_set}-{suffix}.txt", results)
-    stats = write_error_stats(res_dir / f"errs-{test_set}-{suffix}.txt", f"{test_set}-{suffix}",
-                              results)
-    with open(res_dir / f"wer-summary-{test_set}-{suffix}.txt", "w") as f:
-        f.write(f"settings\tWER\n{method}\t{stats.wer:.2f}\n")
-    logging.info(
-        f"[{test_set}-{method}] %WER {stats.wer:.2f}% [{stats.errors} / {stats.ref_words}, "
-        f"{stats.insertions} ins, {stats.deletions} del, {stats.substitutions} sub ]"
-    )
-    return stats
-
-
-def log_to_file(res_dir: Path, suffix: str, name: str = "log-decode") -> None:
-    stamp = datetime.datetime.now().strftime("%Y-%m-%d-%H-%M-%S")
-    handler = logging.FileHandler(res_dir / f"{name}-{suffix}-{stamp}")
-    handler.setFormatter(logging.getLogger().handlers[0].formatter)
-    logging.getLogger().addHandler(handler)

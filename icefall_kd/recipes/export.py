@@ -13,7 +13,7 @@ from typing import Optional, Sequence
 
 from icefall_kd.export.torchscript import compare_with_eager, save_torchscript, to_torchscript
 from icefall_kd.model.transducer import Transducer
-from icefall_kd.recipes.decode import add_checkpoint_arguments, load_model
+from icefall_kd.recipes.common import add_checkpoint_arguments, load_model
 from icefall_kd.training.checkpoint import save_checkpoint
 from icefall_kd.utils import HelpFormatter, setup_logging, str2bool
 

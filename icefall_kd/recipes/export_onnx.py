@@ -12,13 +12,13 @@ import logging
 from pathlib import Path
 from typing import Dict, Optional, Sequence
 
-from icefall_kd.export.onnx_check import DEFAULT_TOLERANCE, check_offline_onnx, check_streaming_onnx
+from icefall_kd.export.onnx_parity import DEFAULT_TOLERANCE, check_offline_onnx, check_streaming_onnx
 from icefall_kd.export.onnx_export import (
     TransducerFiles,
     export_offline_onnx,
     export_streaming_onnx,
 )
-from icefall_kd.recipes.decode import add_checkpoint_arguments
+from icefall_kd.recipes.common import add_checkpoint_arguments
 from icefall_kd.recipes.export import add_streaming_arguments, export_suffix, load_model_for_export
 from icefall_kd.utils import HelpFormatter, setup_logging, str2bool
 

@@ -15,7 +15,7 @@ from lhotse import CutSet
 from icefall_kd.data.datamodule import AsrDataModule, DataConfig
 from icefall_kd.distill.teacher import FrozenTeacher, export_teacher_targets
 from icefall_kd.training.checkpoint import load_transducer
-from icefall_kd.recipes.decode import add_checkpoint_arguments
+from icefall_kd.recipes.common import add_checkpoint_arguments
 from icefall_kd.training.transducer_objective import parse_int_list
 from icefall_kd.utils import HelpFormatter, atomic_output, setup_logging
 

@@ -20,7 +20,7 @@ from icefall_kd.data.datamodule import AsrDataModule, DataConfig
 from icefall_kd.data.fbank import SAMPLE_RATE
 from icefall_kd.export.contract import STREAMING_ENCODER, check_onnx_file
 from icefall_kd.export.onnx_export import PRECISIONS, TransducerFiles
-from icefall_kd.export.sherpa_decode import (
+from icefall_kd.export.sherpa_parity import (
     by_id,
     identical_share,
     pytorch_offline,
@@ -29,9 +29,9 @@ from icefall_kd.export.sherpa_decode import (
     sherpa_decode_cuts,
     tail_padding_samples,
 )
-from icefall_kd.recipes.common import load_bpe
-from icefall_kd.recipes.decode import (
+from icefall_kd.recipes.common import (
     add_checkpoint_arguments,
+    load_bpe,
     log_to_file,
     write_result_files,
 )

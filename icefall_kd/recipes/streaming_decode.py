@@ -18,10 +18,10 @@ import torch
 
 from icefall_kd.data.datamodule import AsrDataModule, DataConfig
 from icefall_kd.data.fbank import SAMPLE_RATE
-from icefall_kd.recipes.common import load_bpe
-from icefall_kd.recipes.decode import (
+from icefall_kd.recipes.common import (
     add_checkpoint_arguments,
     add_search_arguments,
+    load_bpe,
     load_model,
     log_to_file,
     write_result_files,
