@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import types
 import typing
 from pathlib import Path
 from typing import Any, Dict, Iterable, Optional, Sequence, Type, TypeVar
@@ -69,7 +70,7 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls: type, *,
     defaults = defaults or {}
     for field in _flag_fields(cls, only):
         kind = hints[field.name]
-        if typing.get_origin(kind) is typing.Union:  # Optional[X]
+        if typing.get_origin(kind) in (typing.Union, types.UnionType):  # Optional[X], X | None
             kind = next(a for a in typing.get_args(kind) if a is not type(None))
         if kind not in _ARGPARSE_TYPES:
             raise TypeError(f"{cls.__name__}.{field.name}: no flag type for {kind}")

@@ -125,12 +125,12 @@ def test_pad_token_ids_and_warmup_scales():
 
 
 def test_fine_tuning_does_not_restart_the_loss_warm_up():
-    from icefall_kd.recipes.train_transducer import build_parser, loss_warm_step
+    from icefall_kd.recipes.train_transducer import build_parser, loss_config
 
     parser = build_parser("", streaming=True)
 
     def warm_step(*argv):
-        return loss_warm_step(parser.parse_args(["--exp-dir", "e", *argv]))
+        return loss_config(parser.parse_args(["--exp-dir", "e", *argv])).warm_step
 
     assert warm_step() == 1000  # from scratch
     assert warm_step("--init-from", "exp", "--init-epoch", "3") == 0

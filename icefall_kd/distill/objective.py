@@ -240,8 +240,8 @@ class DistillationObjective:
         else:
             if cfg.kd_ranges_from == "teacher":
                 ranges = teacher_ranges(teacher, enc_t, dec_t, symbols, boundary,
-                                        self.transducer.prune_range, self.transducer.lm_scale,
-                                        self.transducer.am_scale)
+                                        self.transducer.config.prune_range, self.transducer.config.lm_scale,
+                                        self.transducer.config.am_scale)
                 am_p, lm_p = backend.do_rnnt_pruning(am=am_s, lm=lm_s, ranges=ranges)
                 logits_s = student.joiner(am_p, lm_p, project_input=False)
             else:
@@ -273,8 +273,8 @@ class DistillationObjective:
         backend = rnnt_backend()
         blank = student.config.blank_id
         ranges_t, emission_t = teacher_ranges(teacher, enc_t, dec_t, loss.symbols, loss.boundary,
-                                              self.transducer.prune_range, self.transducer.lm_scale,
-                                              self.transducer.am_scale, with_emission=True)
+                                              self.transducer.config.prune_range, self.transducer.config.lm_scale,
+                                              self.transducer.config.am_scale, with_emission=True)
         with torch.no_grad():
             am_p, lm_p = backend.do_rnnt_pruning(am=am_t, lm=lm_t, ranges=ranges_t)
             logits_t = teacher.joiner(am_p, lm_p, project_input=False)

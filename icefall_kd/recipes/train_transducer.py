@@ -4,10 +4,12 @@ streaming baseline. The recipe folders' ``train.py`` call :func:`main`."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 from pathlib import Path
 from typing import Optional, Sequence
 
+from icefall_kd.config import add_config_arguments, config_from_args
 from icefall_kd.data.datamodule import AsrDataModule, DataConfig
 from icefall_kd.data.fbank import feature_statistics
 from icefall_kd.data.filters import TrainingCutFilter
@@ -17,6 +19,7 @@ from icefall_kd.training.trainer import (DistributedInfo, Trainer, TrainConfig, 
                                          setup_distributed)
 from icefall_kd.training.transducer_objective import (
     ChunkChoice,
+    TransducerLossConfig,
     TransducerObjective,
     parse_int_list,
 )
@@ -27,21 +30,7 @@ def build_parser(description: str, streaming: bool) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=description,
                                      formatter_class=HelpFormatter)
     add_model_arguments(parser)
-    g = parser.add_argument_group("loss")
-    g.add_argument("--prune-range", type=int, default=5, help="Symbols kept per frame")
-    g.add_argument("--lm-scale", type=float, default=0.25, help="LM-only weight in the simple loss")
-    g.add_argument("--am-scale", type=float, default=0.0, help="AM-only weight in the simple loss")
-    g.add_argument("--simple-loss-scale", type=float, default=0.5,
-                   help="Weight of the simple loss after warm-up")
-    g.add_argument("--warm-step", type=int, default=None,
-                   help="Batches over which the loss moves from simple to pruned (the pruned "
-                   "loss needs ranges from a trained simple joiner). Default: 1000 from "
-                   "scratch, 0 when --init-from gives a trained model, which has them")
-    g.add_argument("--ctc-loss-scale", type=float, default=0.2,
-                   help="Weight of the auxiliary CTC loss on the encoder (0 disables); it "
-                   "speeds up learning the alignment")
-    g.add_argument("--delay-penalty", type=float, default=0.0,
-                   help="Rewards earlier emission (k2's delay penalty); 0 disables")
+    add_config_arguments(parser, TransducerLossConfig, title="loss")
     s = parser.add_argument_group("streaming")
     s.add_argument("--chunk-sizes", default="8,16,32,-1" if streaming else "-1",
                    help="Chunk sizes in 40 ms encoder frames, one drawn per batch; -1 = full "
@@ -89,21 +78,21 @@ def chunk_choice(args) -> ChunkChoice:
                        args.valid_chunk_size, args.valid_left_context)
 
 
-def loss_warm_step(args) -> int:
-    """``--warm-step``, or its default: a fine-tuned model does not restart the warm-up (a
-    restart would down-weight the pruned loss again, to 0.1 at the first batch)."""
-    if args.warm_step is not None:
-        return args.warm_step
-    from_trained = getattr(args, "init_from", "") not in ("", "scratch")
-    return 0 if from_trained else 1000
+def loss_config(args) -> TransducerLossConfig:
+    """The ``loss`` flags, with ``--warm-step``'s default resolved: a fine-tuned model does
+    not restart the warm-up (a restart would down-weight the pruned loss again, to 0.1 at
+    the first batch)."""
+    config = config_from_args(TransducerLossConfig, args)
+    if config.warm_step is None:
+        from_trained = getattr(args, "init_from", "") not in ("", "scratch")
+        config = dataclasses.replace(config, warm_step=0 if from_trained else 1000)
+    return config
 
 
 def transducer_objective(args, sp) -> TransducerObjective:
-    warm_step = loss_warm_step(args)
-    logging.info(f"loss warm-up: {warm_step} batches")
-    return TransducerObjective(sp, chunk_choice(args), args.prune_range, args.lm_scale,
-                               args.am_scale, args.simple_loss_scale, warm_step,
-                               args.delay_penalty, args.ctc_loss_scale)
+    config = loss_config(args)
+    logging.info(f"loss warm-up: {config.warm_step} batches")
+    return TransducerObjective(sp, chunk_choice(args), config)
 
 
 def run_trainer(args, model, objective, data: AsrDataModule, train_cuts, dist) -> None:

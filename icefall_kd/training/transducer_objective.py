@@ -4,14 +4,16 @@ size and left context per batch, full context among the choices)."""
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from dataclasses import dataclass
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import sentencepiece as spm
 import torch
 from torch import nn
 
+from icefall_kd.config import option
 from icefall_kd.model.transducer import TransducerForward
 from icefall_kd.training.scheduler import warmup_loss_scales
 from icefall_kd.training.trainer import LossInfo
@@ -59,20 +61,38 @@ class BatchForward:
     output: TransducerForward
 
 
+@dataclass
+class TransducerLossConfig:
+    """The transducer loss's settings (the ``loss`` flags of the training recipes)."""
+
+    prune_range: int = option(5, "Symbols kept per frame")
+    lm_scale: float = option(0.25, "LM-only weight in the simple loss")
+    am_scale: float = option(0.0, "AM-only weight in the simple loss")
+    simple_loss_scale: float = option(0.5, "Weight of the simple loss after warm-up")
+    warm_step: Optional[int] = option(None, "Batches over which the loss moves from simple to "
+                                      "pruned (the pruned loss needs ranges from a trained "
+                                      "simple joiner). Default: 1000 from scratch, 0 when "
+                                      "--init-from gives a trained model, which has them")
+    ctc_loss_scale: float = option(0.2, "Weight of the auxiliary CTC loss on the encoder (0 "
+                                   "disables); it speeds up learning the alignment")
+    delay_penalty: float = option(0.0, "Rewards earlier emission (k2's delay penalty); 0 "
+                                  "disables")
+
+    @property
+    def warm_step_batches(self) -> int:
+        """``warm_step``, 1000 (from scratch) where the caller left it open."""
+        return 1000 if self.config.warm_step_batches is None else self.config.warm_step_batches
+
+
 class TransducerObjective:
+    """The pruned RNN-T loss (plus CTC) of a batch, with a chunk draw per batch. Settings:
+    ``config``, or :class:`TransducerLossConfig` fields as keywords."""
+
     def __init__(self, sp: spm.SentencePieceProcessor, chunks: ChunkChoice,
-                 prune_range: int = 5, lm_scale: float = 0.25, am_scale: float = 0.0,
-                 simple_loss_scale: float = 0.5, warm_step: int = 2000,
-                 delay_penalty: float = 0.0, ctc_loss_scale: float = 0.0) -> None:
+                 config: Optional[TransducerLossConfig] = None, **settings) -> None:
         self.sp = sp
         self.chunks = chunks
-        self.prune_range = prune_range
-        self.lm_scale = lm_scale
-        self.am_scale = am_scale
-        self.simple_loss_scale = simple_loss_scale
-        self.warm_step = warm_step
-        self.delay_penalty = delay_penalty
-        self.ctc_loss_scale = ctc_loss_scale
+        self.config = dataclasses.replace(config or TransducerLossConfig(), **settings)
 
     def forward_batch(self, model: nn.Module, batch: dict, is_training: bool,
                       return_layers: bool = False) -> "BatchForward":
@@ -85,9 +105,9 @@ class TransducerObjective:
         chunk, left = self.chunks.sample(is_training)
         out = model(
             features, feature_lens, token_ids, chunk_size=chunk, left_context=left,
-            prune_range=self.prune_range, lm_scale=self.lm_scale, am_scale=self.am_scale,
-            delay_penalty=self.delay_penalty if is_training else 0.0,
-            with_ctc=self.ctc_loss_scale > 0, return_layers=return_layers,
+            prune_range=self.config.prune_range, lm_scale=self.config.lm_scale, am_scale=self.config.am_scale,
+            delay_penalty=self.config.delay_penalty if is_training else 0.0,
+            with_ctc=self.config.ctc_loss_scale > 0, return_layers=return_layers,
         )
         return BatchForward(features, feature_lens, token_ids, out)
 
@@ -95,15 +115,15 @@ class TransducerObjective:
                 is_training: bool) -> Tuple[torch.Tensor, Dict[str, float]]:
         """(total transducer loss, {name: sum}) with icefall's warm-up of the two scales."""
         simple_scale, pruned_scale = warmup_loss_scales(
-            batch_idx_train if is_training else self.warm_step, self.warm_step,
-            self.simple_loss_scale,
+            batch_idx_train if is_training else self.config.warm_step_batches, self.config.warm_step_batches,
+            self.config.simple_loss_scale,
         )
         loss = out.loss
         total = simple_scale * loss.simple_loss + pruned_scale * loss.pruned_loss
         values = {"simple_loss": float(loss.simple_loss.detach()),
                   "pruned_loss": float(loss.pruned_loss.detach())}
         if out.ctc_loss is not None:
-            total = total + self.ctc_loss_scale * out.ctc_loss
+            total = total + self.config.ctc_loss_scale * out.ctc_loss
             values["ctc_loss"] = float(out.ctc_loss.detach())
         return total, values
 
