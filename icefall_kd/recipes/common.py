@@ -12,7 +12,7 @@ import sentencepiece as spm
 
 from icefall_kd.decoding.wer import write_error_stats, write_recogs
 from icefall_kd.model.transducer import PRESETS, Transducer, build_transducer
-from icefall_kd.training.checkpoint import load_transducer
+from icefall_kd.training.checkpoint import CheckpointError, load_transducer
 from icefall_kd.utils import str2bool
 
 
@@ -66,9 +66,20 @@ def add_search_arguments(parser: argparse.ArgumentParser, res_dir_default: str) 
                         help=f"Default: {res_dir_default}")
 
 
+def load_checked_transducer(exp_dir: Path, epoch: int, avg: int,
+                            use_averaged_model: bool = True) -> Transducer:
+    """:func:`load_transducer`, with a missing, damaged or unfit checkpoint reported as a
+    one-line message naming the file (no traceback)."""
+    try:
+        return load_transducer(exp_dir, epoch, avg, use_averaged_model)
+    except (FileNotFoundError, CheckpointError) as error:
+        raise SystemExit(f"error: {error}") from None
+
+
 def load_model(args: argparse.Namespace) -> Transducer:
     """The model --exp-dir/--epoch/--avg/--use-averaged-model name, in eval mode."""
-    return load_transducer(args.exp_dir, args.epoch, args.avg, args.use_averaged_model).eval()
+    return load_checked_transducer(args.exp_dir, args.epoch, args.avg,
+                                   args.use_averaged_model).eval()
 
 
 def write_result_files(res_dir: Path, test_set: str, suffix: str, method: str,

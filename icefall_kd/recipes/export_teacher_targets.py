@@ -14,8 +14,7 @@ from lhotse import CutSet
 
 from icefall_kd.data.datamodule import AsrDataModule, DataConfig
 from icefall_kd.distill.teacher import FrozenTeacher, export_teacher_targets
-from icefall_kd.training.checkpoint import load_transducer
-from icefall_kd.recipes.common import add_checkpoint_arguments
+from icefall_kd.recipes.common import add_checkpoint_arguments, load_checked_transducer
 from icefall_kd.training.transducer_objective import parse_int_list
 from icefall_kd.utils import HelpFormatter, atomic_output, setup_logging
 
@@ -43,7 +42,7 @@ def main(description: str = "", argv: Optional[Sequence[str]] = None) -> None:
     if args.output_dir.resolve() == args.manifest_dir.resolve():
         raise SystemExit("--output-dir must differ from --manifest-dir (the source manifests "
                          "would be overwritten)")
-    teacher = FrozenTeacher(load_transducer(args.exp_dir, args.epoch, args.avg,
+    teacher = FrozenTeacher(load_checked_transducer(args.exp_dir, args.epoch, args.avg,
                                             args.use_averaged_model))
     data = AsrDataModule(DataConfig.from_args(args))
     layers = parse_int_list(args.layers)

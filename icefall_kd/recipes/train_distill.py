@@ -13,9 +13,8 @@ from icefall_kd.data.datamodule import AsrDataModule, DataConfig
 from icefall_kd.data.fbank import feature_statistics
 from icefall_kd.distill.objective import DistillationObjective, DistillConfig, parse_layer_pairs
 from icefall_kd.distill.teacher import FrozenTeacher, projections_for, resolve_layer
-from icefall_kd.training.checkpoint import load_transducer
 from icefall_kd.model.transducer import Transducer
-from icefall_kd.recipes.common import load_bpe, new_model
+from icefall_kd.recipes.common import load_bpe, load_checked_transducer, new_model
 from icefall_kd.recipes.train_transducer import (
     build_parser,
     init_from_checkpoint,
@@ -128,7 +127,7 @@ def main(description: str, stage: str, argv: Optional[Sequence[str]] = None) -> 
         raise SystemExit("exported teacher targets are frame-aligned with unaugmented input; "
                          "SpecAugment's time warping moves frames: pass "
                          "--spec-aug-time-warp-factor 0 or --teacher-targets online")
-    teacher_model = load_transducer(args.teacher_exp_dir, args.teacher_epoch, args.teacher_avg,
+    teacher_model = load_checked_transducer(args.teacher_exp_dir, args.teacher_epoch, args.teacher_avg,
                                     args.teacher_use_averaged_model)
     if teacher_model.config.vocab_size != sp.get_piece_size():
         raise SystemExit(f"the teacher has {teacher_model.config.vocab_size} tokens but "

@@ -13,8 +13,12 @@ from icefall_kd.config import add_config_arguments, config_from_args
 from icefall_kd.data.datamodule import AsrDataModule, DataConfig
 from icefall_kd.data.fbank import feature_statistics
 from icefall_kd.data.filters import TrainingCutFilter
-from icefall_kd.recipes.common import add_model_arguments, load_bpe, new_model
-from icefall_kd.training.checkpoint import load_transducer
+from icefall_kd.recipes.common import (
+    add_model_arguments,
+    load_bpe,
+    load_checked_transducer,
+    new_model,
+)
 from icefall_kd.training.trainer import (DistributedInfo, Trainer, TrainConfig, fix_random_seed,
                                          setup_distributed)
 from icefall_kd.training.transducer_objective import (
@@ -114,7 +118,7 @@ def init_from_checkpoint(args, causal: bool):
     must be streaming or full-context as ``causal`` says."""
     if args.init_epoch is None:
         raise SystemExit(f"--init-from {args.init_from} needs --init-epoch (which checkpoint)")
-    model = load_transducer(Path(args.init_from), args.init_epoch, args.init_avg,
+    model = load_checked_transducer(Path(args.init_from), args.init_epoch, args.init_avg,
                             args.init_use_averaged_model)
     if model.causal != causal:
         kind = "streaming" if model.causal else "full-context"

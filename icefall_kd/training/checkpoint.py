@@ -9,9 +9,10 @@ Keys: ``model``, ``model_avg`` (running average of all updates so far), ``optimi
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional, Tuple
 
 import torch
 
@@ -26,10 +27,66 @@ def save_checkpoint(path: Path, state: dict) -> None:
         torch.save(state, tmp)
 
 
+class CheckpointError(RuntimeError):
+    """A checkpoint that exists but cannot be read, or does not fit the request; the
+    message names the file and what to do."""
+
+
 def load_checkpoint(path: Path, map_location="cpu") -> dict:
-    if not Path(path).is_file():
+    path = Path(path)
+    if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
-    return torch.load(path, map_location=map_location, weights_only=False)
+    try:
+        return torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as error:  # zip reader, unpickler and EOF errors of a damaged file
+        raise CheckpointError(
+            f"checkpoint {path} cannot be read ({type(error).__name__}: {error}); it is "
+            f"corrupt or truncated ({path.stat().st_size} bytes: an interrupted copy or a "
+            "full disk?). Delete it and train again, or use another epoch") from None
+
+
+# What atomic_output leaves behind when a process is killed while writing a checkpoint.
+_PARTIAL_WRITE = re.compile(r"(checkpoint|epoch)-\d+\.tmp\d+\.pt")
+
+
+def remove_partial_writes(exp_dir: Path) -> List[Path]:
+    """Deletes the temporary files of checkpoint writes that were killed half-way; returns
+    them."""
+    removed = [p for p in Path(exp_dir).glob("*.tmp*.pt") if _PARTIAL_WRITE.fullmatch(p.name)]
+    for path in removed:
+        path.unlink(missing_ok=True)
+    return removed
+
+
+def newest_intact_checkpoint(paths: List[Path]) -> Optional[Tuple[Path, dict]]:
+    """The first of ``paths`` (newest first) that can be read, with a warning for each one
+    skipped; None if none can."""
+    for path in paths:
+        try:
+            return path, load_checkpoint(path)
+        except CheckpointError as error:
+            logging.warning(f"{error}. Falling back to the next older checkpoint.")
+    return None
+
+
+def epoch_checkpoints(exp_dir: Path) -> List[Path]:
+    """epoch-<N>.pt files, newest first."""
+    found = [(int(m.group(1)), p) for p in Path(exp_dir).glob("epoch-*.pt")
+             if (m := re.fullmatch(r"epoch-(\d+)\.pt", p.name))]
+    return [p for _, p in sorted(found, reverse=True)]
+
+
+def config_differences(saved: dict, current: dict, prefix: str = "") -> List[str]:
+    """'name: saved there, current here' for each setting of two nested config dicts that
+    differs."""
+    out = []
+    for key in sorted(set(saved) | set(current)):
+        a, b = saved.get(key), current.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += config_differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            out.append(f"{prefix}{key}: {a!r} in the checkpoint, {b!r} now")
+    return out
 
 
 def batch_checkpoints(exp_dir: Path) -> List[Path]:
@@ -101,6 +158,11 @@ def model_state_for_decoding(exp_dir: Path, epoch: int, avg: int,
                              use_averaged_model: bool) -> Dict[str, torch.Tensor]:
     """The weights ``decode.py --epoch E --avg A [--use-averaged-model]`` means."""
     exp_dir = Path(exp_dir)
+    if avg < 1:
+        raise CheckpointError(f"--avg {avg}: average at least 1 epoch")
+    if not use_averaged_model and avg > epoch:
+        raise CheckpointError(f"--avg {avg} is larger than the {epoch} epoch(s) up to --epoch "
+                              f"{epoch} in {exp_dir}: pass --avg {epoch} or less")
     if use_averaged_model:
         end = load_checkpoint(exp_dir / f"epoch-{epoch}.pt")
         if epoch - avg <= 0:

@@ -25,7 +25,11 @@ from torch import nn
 from icefall_kd.config import add_config_arguments, config_from_args, option
 from icefall_kd.training.checkpoint import (
     batch_checkpoints,
+    config_differences,
+    epoch_checkpoints,
     load_checkpoint,
+    newest_intact_checkpoint,
+    remove_partial_writes,
     remove_old_checkpoints,
     save_checkpoint,
     update_averaged_model,
@@ -228,29 +232,45 @@ class Trainer:
         return state.get("sampler")
 
     def _find_resume_point(self) -> Optional[dict]:
-        """The newest state to continue from, or None to start fresh."""
+        """The newest intact state to continue from, or None to start fresh. A damaged
+        checkpoint is skipped with a warning (an older one takes its place); one written by
+        a model of other settings is refused."""
         exp_dir = self.config.exp_dir
         if self.config.start_epoch > 1:
             path = exp_dir / f"epoch-{self.config.start_epoch - 1}.pt"
             logging.info(f"starting epoch {self.config.start_epoch} from {path}")
-            return load_checkpoint(path)
+            return self._check_model_config(path, load_checkpoint(path))
         if not self.config.resume:
             return None
-        candidates = [(p, load_checkpoint(p)) for p in batch_checkpoints(exp_dir)[:1]]
-        epochs = sorted(exp_dir.glob("epoch-*.pt"),
-                        key=lambda p: int(p.stem.split("-")[1]), reverse=True)[:1]
-        candidates += [(p, load_checkpoint(p)) for p in epochs]
+        candidates = [c for c in (newest_intact_checkpoint(batch_checkpoints(exp_dir)),
+                                  newest_intact_checkpoint(epoch_checkpoints(exp_dir)))
+                      if c is not None]
         if not candidates:
             return None
         path, state = max(candidates, key=lambda c: c[1]["batch_idx_train"])
         logging.info(f"resuming from {path} (batch {state['batch_idx_train']}, "
                      f"epoch {state['epoch']})")
+        return self._check_model_config(path, state)
+
+    def _check_model_config(self, path: Path, state: dict) -> dict:
+        saved = state.get("model_config")
+        if saved is not None and self.model_config is not None:
+            differences = config_differences(saved, self.model_config)
+            if differences:
+                raise SystemExit(
+                    f"{path} holds a model with other settings than this command builds: "
+                    + "; ".join(differences) + ". Resume with the options it was trained with "
+                    "(its 'args' are stored in it), or pass another --exp-dir (or --resume "
+                    "false to start afresh there)")
         return state
 
     # ----------------------------------------------------------------------- loop
     def train(self) -> None:
         config = self.config
         config.exp_dir.mkdir(parents=True, exist_ok=True)
+        if self.dist.is_main:
+            for path in remove_partial_writes(config.exp_dir):
+                logging.warning(f"removed {path}, left by a checkpoint write that was killed")
         sampler_state = None
         state = self._find_resume_point()
         if state is not None:
