@@ -21,7 +21,7 @@ import dataclasses
 import types
 import typing
 from pathlib import Path
-from typing import Any, Dict, Iterable, Optional, Sequence, Type, TypeVar
+from typing import Any, Callable, Dict, Iterable, Optional, Sequence, Type, TypeVar
 
 from icefall_kd.utils import str2bool
 
@@ -31,12 +31,25 @@ _ARGPARSE_TYPES = {bool: str2bool, int: int, float: float, str: str, Path: Path}
 
 
 def option(default: Any, help: str, *, choices: Optional[Sequence[Any]] = None,
-           flag: bool = True, flag_name: Optional[str] = None) -> Any:
+           flag: bool = True, flag_name: Optional[str] = None,
+           parse: Optional[Callable[[str], Any]] = None) -> Any:
     """A dataclass field with its command-line help. ``flag_name`` overrides the flag's name
-    (without ``--`` or a prefix); ``flag=False``: no flag, the caller sets the value."""
+    (without ``--`` or a prefix); ``flag=False``: no flag, the caller sets the value;
+    ``parse``: the argparse type instead of the annotation's (to check a range, say)."""
     return dataclasses.field(default=default, metadata={
         "help": help, "choices": tuple(choices) if choices is not None else None,
-        "flag": flag, "flag_name": flag_name})
+        "flag": flag, "flag_name": flag_name, "parse": parse})
+
+
+def positive_float(text: str) -> float:
+    """argparse type of a number that must be above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be above 0, got {text!r}")
+    return value
 
 
 def _flag_fields(cls: type, only: Optional[Iterable[str]]):
@@ -75,7 +88,8 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls: type, *,
         if kind not in _ARGPARSE_TYPES:
             raise TypeError(f"{cls.__name__}.{field.name}: no flag type for {kind}")
         name = "--" + prefix + (field.metadata.get("flag_name") or field.name).replace("_", "-")
-        kwargs: Dict[str, Any] = dict(type=_ARGPARSE_TYPES[kind], help=field.metadata["help"],
+        kwargs: Dict[str, Any] = dict(type=field.metadata.get("parse") or _ARGPARSE_TYPES[kind],
+                                      help=field.metadata["help"],
                                       dest=flag_dest(field, prefix))
         if field.metadata.get("choices"):
             kwargs["choices"] = field.metadata["choices"]

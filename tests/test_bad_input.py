@@ -89,10 +89,27 @@ def _break_audio_without_transcript(corpus):
     return utt, "audio without a transcript line"
 
 
+def _break_nan_audio(corpus):
+    trans, lines = _first_chapter(corpus)
+    utt = lines[0].split()[0]
+    audio = np.full(16000 * 2, 0.1, np.float32)
+    audio[1000] = np.nan
+    # Float samples can hold NaN; libsndfile reads the file by its content, whatever its name.
+    sf.write(trans.parent / f"{utt}.flac", audio, 16000, format="WAV", subtype="FLOAT")
+    return utt, "NaN or infinite samples"
+
+
+def _break_stereo_audio(corpus):
+    trans, lines = _first_chapter(corpus)
+    utt = lines[0].split()[0]
+    sf.write(trans.parent / f"{utt}.flac", np.zeros((16000 * 2, 2), np.float32), 16000)
+    return utt, "2 channels; LibriSpeech audio is mono: downmix it"
+
+
 BREAKERS = [
     _break_missing_audio, _break_corrupt_audio, _break_empty_transcript,
     _break_non_ascii_transcript, _break_lower_case_transcript, _break_too_short,
-    _break_too_long, _break_audio_without_transcript,
+    _break_too_long, _break_audio_without_transcript, _break_nan_audio, _break_stereo_audio,
 ]
 
 

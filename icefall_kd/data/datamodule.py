@@ -30,7 +30,7 @@ from lhotse.dataset import (
 )
 from torch.utils.data import DataLoader
 
-from icefall_kd.config import add_config_arguments, config_from_args, option
+from icefall_kd.config import add_config_arguments, config_from_args, option, positive_float
 from icefall_kd.data.fbank import make_fbank_extractor
 
 
@@ -41,7 +41,7 @@ class DataConfig:
     manifest_dir: Path = option(Path("data/fbank"),
                                 "Folder with librispeech_cuts_<part>.jsonl.gz")
     max_duration: float = option(200.0, "Seconds of audio per batch (the bucketing "
-                                 "sampler's budget)")
+                                 "sampler's budget)", parse=positive_float)
     num_buckets: int = option(30, "Duration buckets of the DynamicBucketingSampler")
     shuffle: bool = option(True, "Shuffle training cuts every epoch")
     drop_last: bool = option(True, "Drop the last, incomplete training batch")

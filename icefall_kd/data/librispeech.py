@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
+import numpy as np
 import soundfile as sf
 from lhotse import RecordingSet, SupervisionSet, fix_manifests, validate_recordings_and_supervisions
 from lhotse.recipes.librispeech import parse_alignments, parse_utterance
@@ -51,12 +52,17 @@ def _check_audio(path: Path, report: PartReport, min_seconds: float, max_seconds
     try:
         info = sf.info(str(path))
         # Decode it too: a truncated FLAC has a valid header but fails on read.
-        sf.read(str(path), frames=min(info.frames, 16000 * 60), dtype="float32")
+        samples, _ = sf.read(str(path), frames=min(info.frames, 16000 * 60), dtype="float32")
     except Exception as error:  # libsndfile raises several types
         report.reject(where, f"cannot read audio ({error}); re-extract or delete this file")
         return False
+    if not np.isfinite(samples).all():  # float WAV/FLAC can hold them; fbank would crash
+        report.reject(where, "NaN or infinite samples; re-encode the file from its source or "
+                      "remove the utterance")
+        return False
     if info.channels != 1:
-        report.reject(where, f"{info.channels} channels; LibriSpeech audio is mono")
+        report.reject(where, f"{info.channels} channels; LibriSpeech audio is mono: downmix it "
+                      "(e.g. sox in.flac out.flac remix -) or remove the utterance")
         return False
     duration = info.frames / info.samplerate
     if not (min_seconds <= duration <= max_seconds):

@@ -105,6 +105,9 @@ def main(description: str = "", argv: Optional[Sequence[str]] = None) -> None:
     setup_logging()
     log_to_file(res_dir, suffix, "log-streaming-decode")
     model = load_model(args)
+    if not model.causal:
+        raise SystemExit(f"{args.exp_dir}: a full-context model cannot decode chunk by chunk; "
+                         "use decode.py for it (streaming_decode.py needs a streaming model)")
     recognizer = StreamingRecognizer(model, StreamingConfig(
         args.chunk_size, args.left_context, args.decoding_method, args.max_sym_per_frame,
         args.beam_size))

@@ -71,9 +71,16 @@ def training_cuts(args, data: AsrDataModule, sp, dist):
         cuts = data.cuts(part)
         train_cuts = cuts if train_cuts is None else train_cuts + cuts
     if dist.is_main:  # one counting pass, so the log says what the filter drops and why
-        for cut in train_cuts:
-            keep(cut)
+        over_budget = [(cut.duration, cut.id) for cut in train_cuts
+                       if keep(cut) and cut.duration > args.max_duration]
         keep.log_summary()
+        if over_budget:
+            longest, cut_id = max(over_budget)
+            logging.warning(
+                f"{len(over_budget)} training cuts are longer than --max-duration "
+                f"{args.max_duration:g} s (the longest: {cut_id}, {longest:.1f} s): each trains "
+                f"in a batch of its own, over the budget. Pass --max-duration {longest:.0f} or "
+                "more, or --max-seconds below it to leave them out")
     return train_cuts.filter(TrainingCutFilter(sp, args.min_seconds, args.max_seconds))
 
 

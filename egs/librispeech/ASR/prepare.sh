@@ -68,6 +68,14 @@ case "$corpus" in
        [ ${#vocab_sizes[@]} -gt 0 ] || vocab_sizes=(500) ;;
   *) echo "--corpus must be tts or librispeech, not '$corpus'" >&2; exit 1 ;;
 esac
+# Every option is checked before any stage runs, so a typo does not surface after an hour.
+bad_option() { echo "prepare.sh: $1 (see ./prepare.sh --help)" >&2; exit 1; }
+case "$profile" in tiny|default) ;; *) bad_option "--profile must be tiny or default, not '$profile'" ;; esac
+case "$perturb_speed" in true|false) ;; *) bad_option "--perturb-speed must be true or false, not '$perturb_speed'" ;; esac
+case "$on_bad_input" in skip|stop) ;; *) bad_option "--on-bad-input must be skip or stop, not '$on_bad_input'" ;; esac
+for n in "$nj" "$seed" "$stage" "$stop_stage" "${vocab_sizes[@]}"; do
+  [[ "$n" =~ ^[0-9]+$ ]] || bad_option "'$n' is not a whole number (--nj, --seed, --stage, --stop-stage, --vocab-sizes)"
+done
 train_parts=$(echo "$parts" | tr ' ' '\n' | grep '^train' | tr '\n' ' ' || true)
 [ -n "$train_parts" ] || { echo "--parts must include a train-* part" >&2; exit 1; }
 

@@ -17,7 +17,11 @@ intermediate layer pairs; projections are dropped for decoding. Adding
 Decode the result with ../transducer_streaming/decode.py --exp-dir kd_stage1_hidden/exp.
 """
 
-from icefall_kd.recipes.train_distill import main
+try:
+    from icefall_kd.recipes.train_distill import main
+except ModuleNotFoundError as error:  # run outside the project's environment
+    raise SystemExit(f"{error}: run `source .venv/bin/activate` in the repository root first "
+                     "(tools/install.sh creates it)") from None
 
 if __name__ == "__main__":
     main(__doc__, stage="stage1")  # defaults: train_distill.STAGE_DEFAULTS

@@ -20,7 +20,11 @@ the nodes of the pruned lattice instead (--kd-classes collapsed3 is then the 3-c
 Panchapagesan et al.). Decode with ../transducer_streaming/decode.py.
 """
 
-from icefall_kd.recipes.train_distill import main
+try:
+    from icefall_kd.recipes.train_distill import main
+except ModuleNotFoundError as error:  # run outside the project's environment
+    raise SystemExit(f"{error}: run `source .venv/bin/activate` in the repository root first "
+                     "(tools/install.sh creates it)") from None
 
 if __name__ == "__main__":
     main(__doc__, stage="stage2")  # defaults: train_distill.STAGE_DEFAULTS

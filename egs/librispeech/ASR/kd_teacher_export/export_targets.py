@@ -14,7 +14,11 @@ one pass and disk space (float16: 2 bytes x 25 frames/s x encoder dim) and are c
 unaugmented features, so SpecAugment time warping cannot be used with them.
 """
 
-from icefall_kd.recipes.export_teacher_targets import main
+try:
+    from icefall_kd.recipes.export_teacher_targets import main
+except ModuleNotFoundError as error:  # run outside the project's environment
+    raise SystemExit(f"{error}: run `source .venv/bin/activate` in the repository root first "
+                     "(tools/install.sh creates it)") from None
 
 if __name__ == "__main__":
     main(__doc__)

@@ -11,7 +11,11 @@ Usage (from egs/librispeech/ASR):
 Writes recogs-, errs- and wer-summary- files to <exp-dir>/<decoding-method>/.
 """
 
-from icefall_kd.recipes.decode import main
+try:
+    from icefall_kd.recipes.decode import main
+except ModuleNotFoundError as error:  # run outside the project's environment
+    raise SystemExit(f"{error}: run `source .venv/bin/activate` in the repository root first "
+                     "(tools/install.sh creates it)") from None
 
 if __name__ == "__main__":
     main(description=__doc__)

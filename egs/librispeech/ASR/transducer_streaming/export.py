@@ -12,7 +12,11 @@ Usage (from egs/librispeech/ASR):
       --jit true --chunk-size 8 --left-context 32
 """
 
-from icefall_kd.recipes.export import main
+try:
+    from icefall_kd.recipes.export import main
+except ModuleNotFoundError as error:  # run outside the project's environment
+    raise SystemExit(f"{error}: run `source .venv/bin/activate` in the repository root first "
+                     "(tools/install.sh creates it)") from None
 
 if __name__ == "__main__":
     main(streaming=True, description=__doc__)

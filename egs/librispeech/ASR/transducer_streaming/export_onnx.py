@@ -11,7 +11,11 @@ Writes to <exp-dir>: encoder-epoch-4-avg-2-chunk-8-left-32.onnx, decoder-..., jo
 their .int8.onnx copies and tokens.txt. Decode them with ./transducer_streaming/sherpa_decode.py.
 """
 
-from icefall_kd.recipes.export_onnx import main
+try:
+    from icefall_kd.recipes.export_onnx import main
+except ModuleNotFoundError as error:  # run outside the project's environment
+    raise SystemExit(f"{error}: run `source .venv/bin/activate` in the repository root first "
+                     "(tools/install.sh creates it)") from None
 
 if __name__ == "__main__":
     main(streaming=True, description=__doc__)

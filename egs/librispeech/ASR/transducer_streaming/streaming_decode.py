@@ -10,7 +10,11 @@ Writes recogs-, errs-, wer-summary-, latency-<set>-<suffix>.json and timestamps-
 <exp-dir>/streaming/<decoding-method>/.
 """
 
-from icefall_kd.recipes.streaming_decode import main
+try:
+    from icefall_kd.recipes.streaming_decode import main
+except ModuleNotFoundError as error:  # run outside the project's environment
+    raise SystemExit(f"{error}: run `source .venv/bin/activate` in the repository root first "
+                     "(tools/install.sh creates it)") from None
 
 if __name__ == "__main__":
     main(description=__doc__)

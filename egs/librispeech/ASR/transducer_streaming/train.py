@@ -13,7 +13,11 @@ of 40 ms), so one model serves several decoding chunk sizes. Pass one value of e
 fixed chunk. Rerunning the same command resumes exactly where it stopped.
 """
 
-from icefall_kd.recipes.train_transducer import main
+try:
+    from icefall_kd.recipes.train_transducer import main
+except ModuleNotFoundError as error:  # run outside the project's environment
+    raise SystemExit(f"{error}: run `source .venv/bin/activate` in the repository root first "
+                     "(tools/install.sh creates it)") from None
 
 if __name__ == "__main__":
     main(streaming=True, description=__doc__)

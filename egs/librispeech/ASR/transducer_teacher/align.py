@@ -9,7 +9,11 @@ Usage (from egs/librispeech/ASR):
       --parts "test-clean test-other"
 """
 
-from icefall_kd.recipes.align_with_teacher import main
+try:
+    from icefall_kd.recipes.align_with_teacher import main
+except ModuleNotFoundError as error:  # run outside the project's environment
+    raise SystemExit(f"{error}: run `source .venv/bin/activate` in the repository root first "
+                     "(tools/install.sh creates it)") from None
 
 if __name__ == "__main__":
     main(description=__doc__)

@@ -10,7 +10,11 @@ Usage (from egs/librispeech/ASR):
   ./transducer_teacher/export.py --exp-dir transducer_teacher/exp --epoch 4 --avg 2 --jit true
 """
 
-from icefall_kd.recipes.export import main
+try:
+    from icefall_kd.recipes.export import main
+except ModuleNotFoundError as error:  # run outside the project's environment
+    raise SystemExit(f"{error}: run `source .venv/bin/activate` in the repository root first "
+                     "(tools/install.sh creates it)") from None
 
 if __name__ == "__main__":
     main(streaming=False, description=__doc__)

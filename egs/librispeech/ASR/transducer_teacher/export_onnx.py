@@ -10,7 +10,11 @@ Writes to <exp-dir>: encoder-epoch-4-avg-2.onnx, decoder-..., joiner-..., their 
 copies and tokens.txt. Decode them with ./transducer_teacher/sherpa_decode.py.
 """
 
-from icefall_kd.recipes.export_onnx import main
+try:
+    from icefall_kd.recipes.export_onnx import main
+except ModuleNotFoundError as error:  # run outside the project's environment
+    raise SystemExit(f"{error}: run `source .venv/bin/activate` in the repository root first "
+                     "(tools/install.sh creates it)") from None
 
 if __name__ == "__main__":
     main(streaming=False, description=__doc__)

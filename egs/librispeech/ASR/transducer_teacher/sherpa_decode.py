@@ -11,7 +11,11 @@ Usage (from egs/librispeech/ASR):
 Results go to <exp-dir>/sherpa-onnx/greedy_search/.
 """
 
-from icefall_kd.recipes.sherpa_decode import main
+try:
+    from icefall_kd.recipes.sherpa_decode import main
+except ModuleNotFoundError as error:  # run outside the project's environment
+    raise SystemExit(f"{error}: run `source .venv/bin/activate` in the repository root first "
+                     "(tools/install.sh creates it)") from None
 
 if __name__ == "__main__":
     main(streaming=False, description=__doc__)

@@ -12,7 +12,11 @@ Writes exp/epoch-N.pt, exp/checkpoint-<batch>.pt, exp/tensorboard/; rerunning th
 command resumes exactly where it stopped.
 """
 
-from icefall_kd.recipes.train_transducer import main
+try:
+    from icefall_kd.recipes.train_transducer import main
+except ModuleNotFoundError as error:  # run outside the project's environment
+    raise SystemExit(f"{error}: run `source .venv/bin/activate` in the repository root first "
+                     "(tools/install.sh creates it)") from None
 
 if __name__ == "__main__":
     main(streaming=False, description=__doc__)
