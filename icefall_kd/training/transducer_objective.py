@@ -81,7 +81,7 @@ class TransducerLossConfig:
     @property
     def warm_step_batches(self) -> int:
         """``warm_step``, 1000 (from scratch) where the caller left it open."""
-        return 1000 if self.config.warm_step_batches is None else self.config.warm_step_batches
+        return 1000 if self.warm_step is None else self.warm_step
 
 
 class TransducerObjective:
