@@ -71,5 +71,18 @@ def test_error_stats_known_values(tmp_path):
     assert abs(stats.wer - 50.0) < 1e-9
     text = (tmp_path / "errs.txt").read_text()
     assert text.startswith("%WER = 50.00\n") and "1   B -> X" in text and "(B->X)" in text
+    assert "u1:\tA (B->X) C D (*->E)\n" in text and "u2:\tF (G->*)\n" in text  # icefall's gaps
     write_recogs(tmp_path / "recogs.txt", results)
     assert "u1:\tref=['A', 'B', 'C', 'D']" in (tmp_path / "recogs.txt").read_text()
+
+
+def test_a_recognised_star_is_a_correct_word_not_an_insertion(tmp_path):
+    same = [("u1", "A * B".split(), "A * B".split())]
+    stats = write_error_stats(tmp_path / "errs.txt", "t", same)
+    assert (stats.errors, stats.ref_words) == (0, 3)
+    assert "u1:\tA * B\n" in (tmp_path / "errs.txt").read_text()
+    # Control: a "*" the reference does not have is still an insertion.
+    inserted = [("u1", "A * B".split(), "A * * B".split())]
+    stats = write_error_stats(tmp_path / "errs.txt", "t", inserted)
+    assert (stats.errors, stats.insertions, stats.ref_words) == (1, 1, 3)
+    assert "\nINSERTIONS: count hyp\n1   *\n" in (tmp_path / "errs.txt").read_text()
