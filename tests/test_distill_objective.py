@@ -1,7 +1,7 @@
 """The distillation objective on tiny models and real batches of the tiny corpus: the
 teacher gets no gradient, exported and on-the-fly targets give the same stage-1 loss,
 pruned nodes give the full-lattice KD when the prune range covers every symbol, the teacher's
-pruning ranges work, and the one-stage (MSE + KL) combination adds both terms."""
+pruning ranges pick the nodes, Hinton mode transforms the student, and the one-stage (MSE + KL) combination adds both terms."""
 
 import os
 
@@ -105,11 +105,37 @@ def test_pruned_nodes_equal_full_lattice_when_the_range_covers_every_symbol(setu
             assert a == pytest.approx(b, rel=1e-5), (classes, smoothing.mode)
 
 
-def test_teacher_ranges_and_hinton_mode_run(setup):
+def test_teacher_ranges_pick_the_nodes_and_hinton_mode_transforms_the_student(setup):
+    import copy
+
     sp, teacher, student, *_, batch = setup
-    info = _objective(sp, teacher, output_kd_scale=1.0, output_kd="lattice", kd_ranges_from="teacher",
-                      kd_hinton=True)(student, batch, 10, True)
-    assert torch.isfinite(info.loss) and info.values["output_kd"] > 0
+    max_tokens = max(len(t) for t in sp.encode(list(batch["supervisions"]["text"])))
+
+    def output_kd(model, objective_kw, prune_range=3, transducer=None):
+        objective = _objective(sp, teacher, prune_range=prune_range, output_kd_scale=1.0,
+                               output_kd="lattice", **objective_kw)
+        if transducer is not None:
+            objective.transducer = transducer
+        return objective(model, batch, 10, False).values["output_kd"]
+
+    # Teacher ranges: the student read at the teacher's nodes. With a range that covers every
+    # symbol those are all nodes (the full lattice); with a narrow one, other nodes than the
+    # student's own.
+    wide = dict(prune_range=max_tokens + 1)
+    full = output_kd(student, dict(kd_nodes="full"), **wide)
+    assert output_kd(student, dict(kd_ranges_from="teacher"), **wide) == pytest.approx(full, rel=1e-5)
+    narrow_teacher = output_kd(student, dict(kd_ranges_from="teacher"))
+    narrow_student = output_kd(student, dict(kd_ranges_from="student"))
+    assert abs(narrow_teacher - narrow_student) > 1e-3 * narrow_student
+    # Hinton mode transforms the student with the teacher's exponent: a copy of the teacher
+    # (full context, so the same logits) then has nothing to learn, while without Hinton
+    # mode it is pulled towards the softened teacher.
+    same = copy.deepcopy(teacher).eval()
+    full_context = TransducerObjective(sp, ChunkChoice(), prune_range=3, warm_step=0)
+    softened = dict(kd_ranges_from="teacher", smoothing=SmoothingConfig(mode="fixed", temperature=2.0))
+    assert output_kd(same, dict(kd_hinton=True, **softened), transducer=full_context) == \
+        pytest.approx(0.0, abs=1e-4)
+    assert output_kd(same, dict(kd_hinton=False, **softened), transducer=full_context) > 0.1
 
 
 def test_bad_distillation_settings_are_refused():

@@ -85,11 +85,15 @@ def test_tokens_are_never_available_before_their_audio(tiny_corpus, method):
     model = _model()
     utterances = _audio(tiny_corpus, count=4)
     config = StreamingConfig(4, 16, decoding_method=method)
+    emitted = 0
     for stream in _chunkwise(StreamingRecognizer(model, config), utterances):
+        assert len(stream.token_available_samples) == len(stream.hyp.timestamps)  # one per token
+        emitted += len(stream.hyp.tokens)
         for frame, needed in zip(stream.hyp.timestamps, stream.token_available_samples):
             # Encoder frame t reads feature frames up to 4t + 6.
             assert needed >= min((4 * frame + 6) * 160 + 280, stream.samples_received)
             assert needed <= stream.samples_received
+    assert emitted > 10  # tokens were emitted: the bounds above were checked
 
 
 def test_bad_audio_gives_clear_errors_and_short_audio_a_result():

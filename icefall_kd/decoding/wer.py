@@ -9,7 +9,11 @@ from typing import Dict, List, Sequence, Tuple
 
 import kaldialign
 
-EPS = "*"
+# kaldialign's gap symbol. Words come from str.split(), so one containing a space can never
+# be a word: a recognised "*" is then a correct word, not an insertion. errs- files show a gap
+# as "*", as icefall's do.
+GAP = "<gap> *"
+SHOWN_GAP = "*"
 
 
 @dataclass
@@ -23,6 +27,10 @@ class WerStats:
     @property
     def wer(self) -> float:
         return 100.0 * self.errors / max(self.ref_words, 1)
+
+
+def _shown(word: str) -> str:
+    return SHOWN_GAP if word == GAP else word
 
 
 def write_recogs(path: Path, results: Sequence[Tuple[str, List[str], List[str]]]) -> None:
@@ -44,14 +52,14 @@ def write_error_stats(path: Path, name: str,
     ref_len = 0
     per_utt = []
     for cut_id, ref, hyp in sorted(results):
-        ali = kaldialign.align(ref, hyp, EPS)
+        ali = kaldialign.align(ref, hyp, GAP)
         ref_len += len(ref)
         per_utt.append((cut_id, ali))
         for ref_word, hyp_word in ali:
-            if ref_word == EPS:
+            if ref_word == GAP:
                 ins[hyp_word] += 1
                 words[hyp_word][2] += 1
-            elif hyp_word == EPS:
+            elif hyp_word == GAP:
                 dels[ref_word] += 1
                 words[ref_word][3] += 1
             elif ref_word != hyp_word:
@@ -72,7 +80,7 @@ def write_error_stats(path: Path, name: str,
                 "DELETIONS:, INSERTIONS:, PER-WORD STATS:\n\n")
         f.write("PER-UTT DETAILS: corr or (ref->hyp)\n")
         for cut_id, ali in per_utt:
-            shown = " ".join(r if r == h else f"({r}->{h})" for r, h in ali)
+            shown = " ".join(r if r == h else f"({_shown(r)}->{_shown(h)})" for r, h in ali)
             f.write(f"{cut_id}:\t{shown}\n")
         f.write("\nSUBSTITUTIONS: count ref -> hyp\n")
         for (r, h), count in sorted(subs.items(), key=lambda x: (-x[1], x[0])):

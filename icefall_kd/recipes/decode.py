@@ -49,16 +49,18 @@ def build_parser(description: str) -> argparse.ArgumentParser:
 
 
 def result_suffix(args: argparse.Namespace) -> str:
-    suffix = f"epoch-{args.epoch}_avg-{args.avg}"
-    if args.chunk_size > 0:
-        suffix += f"_chunk-{args.chunk_size}_left-context-{args.left_context}"
-    if args.decoding_method == "modified_beam_search":
-        suffix += f"_beam-{args.beam_size}"
-    elif args.max_sym_per_frame != 1:
-        suffix += f"_max-sym-per-frame-{args.max_sym_per_frame}"
-    if args.use_averaged_model:
-        suffix += "_use-averaged-model"
-    return suffix
+    """The result files' name suffix (:class:`~icefall_kd.reporting.result_key.ResultKey`)."""
+    from icefall_kd.reporting.result_key import ResultKey
+
+    streaming, beam = args.chunk_size > 0, args.decoding_method == "modified_beam_search"
+    return ResultKey(
+        epoch=args.epoch, avg=args.avg,
+        chunk_size=args.chunk_size if streaming else None,
+        left_context=args.left_context if streaming else None,
+        beam_size=args.beam_size if beam else None,
+        max_sym_per_frame=1 if beam else args.max_sym_per_frame,
+        use_averaged_model=args.use_averaged_model,
+    ).to_suffix()
 
 
 def first_token_seconds(hyp, duration: float, chunk_size: int) -> Optional[float]:

@@ -54,12 +54,16 @@ def build_parser(description: str) -> argparse.ArgumentParser:
 
 
 def streaming_suffix(args: argparse.Namespace) -> str:
-    suffix = f"epoch-{args.epoch}_avg-{args.avg}_chunk-{args.chunk_size}_left-context-{args.left_context}"
-    if args.decoding_method == "modified_beam_search":
-        suffix += f"_beam-{args.beam_size}"
-    if args.use_averaged_model:
-        suffix += "_use-averaged-model"
-    return suffix
+    """The result files' name suffix (:class:`~icefall_kd.reporting.result_key.ResultKey`).
+    It does not record --max-sym-per-frame (the names this script has always written)."""
+    from icefall_kd.reporting.result_key import ResultKey
+
+    beam = args.decoding_method == "modified_beam_search"
+    return ResultKey(
+        epoch=args.epoch, avg=args.avg, chunk_size=args.chunk_size,
+        left_context=args.left_context, beam_size=args.beam_size if beam else None,
+        use_averaged_model=args.use_averaged_model,
+    ).to_suffix()
 
 
 def decode_cuts(recognizer: StreamingRecognizer, cuts, sp, args):

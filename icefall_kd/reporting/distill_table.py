@@ -49,14 +49,10 @@ def find_key(keys: Sequence[DecodeKey], exp_dir: str, method: str,
     """The decode.py result of ``exp_dir`` for ``method`` (greedy: one symbol per frame) in
     simulated streaming with that chunk and left context, or full context (chunk None)."""
     for key in keys:
-        if key.exp_dir != exp_dir or key.method != method or key.chunkwise:
+        if (key.exp_dir != exp_dir or key.method != method or key.chunkwise
+                or key.result.max_sym_per_frame != 1):
             continue
-        if "max-sym-per-frame" in key.suffix:
-            continue
-        has_chunk = "_chunk-" in key.suffix
-        if chunk is None and not has_chunk:
-            return key
-        if chunk is not None and f"_chunk-{chunk}_left-context-{left}" in key.suffix:
+        if (key.result.chunk_size, key.result.left_context) == (chunk, left):
             return key
     return None
 
@@ -234,10 +230,9 @@ def plot_wer_vs_chunk(wers, series: Dict[str, str], teacher_dir: str, path: Path
             points = []
             for key, by_set in wers.items():
                 if (key.exp_dir == exp_dir and key.method == "greedy_search" and not key.chunkwise
-                        and "_chunk-" in key.suffix and "max-sym" not in key.suffix
+                        and key.result.streaming and key.result.max_sym_per_frame == 1
                         and test_set in by_set):
-                    chunk = int(key.suffix.split("_chunk-")[1].split("_")[0])
-                    points.append((chunk * 40, by_set[test_set]))
+                    points.append((key.result.chunk_size * 40, by_set[test_set]))
             if points:
                 points.sort()
                 ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=name)

@@ -7,21 +7,38 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import sentencepiece as spm
 from lhotse import load_manifest_lazy
 
-_SUMMARY = re.compile(r"wer-summary-(?P<test_set>[a-z]+-[a-z]+)-(?P<suffix>.+)\.txt$")
+from icefall_kd.reporting.result_key import ResultKey
+
+
+def parse_result_name(path: Path, kind: str) -> Tuple[str, ResultKey]:
+    """(test set, key) of a file named ``<kind>-<test set>-<suffix>.<ext>`` (kind e.g.
+    "wer-summary"); ValueError, naming the file, for a name the decoders would not write."""
+    match = re.fullmatch(re.escape(kind) + r"-(?P<test_set>[a-z]+-[a-z]+)-(?P<suffix>.+)\.[a-z]+",
+                         path.name)
+    if match is None:
+        raise ValueError(f"{path}: not a {kind}-<test set>-<suffix> file name")
+    try:
+        return match.group("test_set"), ResultKey.parse(match.group("suffix"))
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from None
 
 
 @dataclass(frozen=True)
 class DecodeKey:
     exp_dir: str
-    method: str
-    suffix: str
+    method: str  # the result folder: greedy_search or modified_beam_search
+    result: ResultKey  # the settings the file names record
     chunkwise: bool  # streaming_decode.py (audio, chunk by chunk) rather than decode.py
+
+    @property
+    def suffix(self) -> str:
+        return self.result.to_suffix()
 
     @property
     def res_dir(self) -> Path:
@@ -36,12 +53,10 @@ def collect_wers(exp_dirs: List[Path]) -> Dict[DecodeKey, Dict[str, float]]:
         for pattern, chunkwise in (("*/wer-summary-*.txt", False),
                                    ("streaming/*/wer-summary-*.txt", True)):
             for path in sorted(Path(exp_dir).glob(pattern)):
-                match = _SUMMARY.search(path.name)
-                if not match:
-                    continue
+                test_set, result = parse_result_name(path, "wer-summary")
                 wer = float(path.read_text().splitlines()[1].split("\t")[1])
-                key = DecodeKey(str(exp_dir), path.parent.name, match.group("suffix"), chunkwise)
-                table.setdefault(key, {})[match.group("test_set")] = wer
+                key = DecodeKey(str(exp_dir), path.parent.name, result, chunkwise)
+                table.setdefault(key, {})[test_set] = wer
     return table
 
 

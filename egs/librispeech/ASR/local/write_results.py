@@ -22,9 +22,11 @@ from icefall_kd.reporting.distill_table import (
     plot_wer_vs_latency,
     table_cells,
 )
+from icefall_kd.reporting.result_key import ResultKey
 from icefall_kd.reporting.results import (
     collect_wers,
     identical_share,
+    parse_result_name,
     read_hyps,
     read_latency,
     token_rate_statistics,
@@ -34,6 +36,7 @@ from icefall_kd.utils import HelpFormatter
 TEST_SETS = ("dev-clean", "test-clean", "test-other")
 MODELS = (("transducer_teacher/exp", "teacher"), ("transducer_streaming/exp", "streaming baseline"))
 METHOD = "kd_stage2_output/exp"
+NAMES = {**dict(MODELS), METHOD: "distilled student (two stages, adaptive)"}
 
 
 def seed_dirs(exp_dir: str):
@@ -69,7 +72,20 @@ def log_span_seconds(path: Path):
     return sum(step for step in steps if step < 300)
 
 
-def sherpa_section(all_wers, args) -> list:
+def sherpa_reference(all_wers, exp_dir: str, exported: ResultKey, test_set: str):
+    """The PyTorch greedy WER (one symbol per frame) beside a sherpa-onnx result: chunk-wise
+    (streaming_decode.py) at the export's chunk and left context, or full context."""
+    reference = None
+    for key, by_set in all_wers.items():
+        if (key.exp_dir == exp_dir and key.method == "greedy_search"
+                and key.result.max_sym_per_frame == 1 and key.chunkwise == exported.streaming
+                and (key.result.chunk_size, key.result.left_context)
+                == (exported.chunk_size, exported.left_context)):
+            reference = by_set.get(test_set)
+    return reference
+
+
+def sherpa_section(all_wers) -> list:
     """sherpa-onnx decoding of the exported models (transducer_*/sherpa_decode.py)."""
     # The models run.sh exports (stage 10), not side experiments that were also exported.
     paths = [p for exp_dir in ("transducer_teacher/exp", METHOD)
@@ -91,15 +107,8 @@ def sherpa_section(all_wers, args) -> list:
         summary = json.loads(path.read_text())
         exp_dir = str(path.parents[2])
         test_set = summary["test_set"]
-        chunk = re.search(r"_chunk-(\d+)_left-context-(\d+)", path.name)
-        reference = None
-        for key, by_set in all_wers.items():
-            if key.exp_dir != exp_dir or key.method != "greedy_search" or "max-sym" in key.suffix:
-                continue
-            if chunk and key.chunkwise and f"_chunk-{chunk[1]}_left-context-{chunk[2]}" in key.suffix:
-                reference = by_set.get(test_set)
-            elif not chunk and not key.chunkwise and "_chunk-" not in key.suffix:
-                reference = by_set.get(test_set)
+        _, exported = parse_result_name(path, "sherpa-summary")
+        reference = sherpa_reference(all_wers, exp_dir, exported, test_set)
         share = summary.get("identical_to_pytorch")
         share_sd = summary.get("identical_to_streaming_decode")
         lines.append(
@@ -158,36 +167,36 @@ def command_lines(args) -> list:
 
 
 def describe(key) -> str:
-    suffix = key.suffix
+    """The decoding column: method, symbols per frame (greedy), beam."""
     parts = [key.method.replace("_search", "").replace("modified_beam", "modified beam")]
-    if "max-sym-per-frame-" in suffix:
-        parts.append("max %s sym/frame" % suffix.split("max-sym-per-frame-")[1].split("_")[0])
+    if key.result.max_sym_per_frame != 1:
+        parts.append(f"max {key.result.max_sym_per_frame} sym/frame")
     elif key.method == "greedy_search":
         parts.append("max 1 sym/frame")
-    if "_beam-" in suffix:
-        parts.append("beam %s" % suffix.split("_beam-")[1].split("_")[0])
+    if key.result.beam_search:
+        parts.append(f"beam {key.result.beam_size}")
     return ", ".join(parts)
 
 
 def mode(key) -> str:
-    if "_chunk-" not in key.suffix:
+    if not key.result.streaming:
         return "full context"
-    chunk = int(key.suffix.split("_chunk-")[1].split("_")[0])
-    left = int(key.suffix.split("_left-context-")[1].split("_")[0])
     how = "chunk-wise from audio" if key.chunkwise else "simulated streaming"
-    return f"{how}, chunk {chunk * 40} ms, left {left * 40} ms"
+    return f"{how}, chunk {key.result.chunk_size * 40} ms, left {key.result.left_context * 40} ms"
 
 
-def chunk_of(key) -> int:
-    """Decoding chunk in encoder frames; 0 for full context."""
-    return int(key.suffix.split("_chunk-")[1].split("_")[0]) if "_chunk-" in key.suffix else 0
+def row_order(key) -> tuple:
+    """Within a model: full context first, then simulated streaming, then chunk-wise; by
+    method, by chunk, and by file name."""
+    return (key.result.streaming, key.chunkwise, key.method, key.result.chunk_size or 0,
+            key.suffix)
 
 
 def fmt(value, digits=2):
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("--commands-dir", type=Path, default=Path("exp-commands"),
                         help="Where run.sh logged each stage's commands")
@@ -198,90 +207,99 @@ def main() -> None:
                         help="Epochs of each distillation stage (for the table's caption)")
     parser.add_argument("--lang-dir", type=Path, default=Path("data/lang_bpe_500"))
     parser.add_argument("--output", type=Path, default=Path("RESULTS.md"))
-    args = parser.parse_args()
-    names = dict(MODELS)
-    names[METHOD] = "distilled student (two stages, adaptive)"
-    wers = collect_wers([Path(d) for d, _ in MODELS])
-    # Every experiment folder with decode results: <recipe>/<exp>/[streaming/]<method>/.
-    exp_dirs = ({p.parents[1] for p in Path(".").glob("*/exp*/*/wer-summary-*.txt")}
-                | {p.parents[2] for p in Path(".").glob("*/exp*/streaming/*/wer-summary-*.txt")})
-    all_wers = collect_wers(sorted(exp_dirs))
-    order = sorted(wers, key=lambda k: (k.exp_dir, "_chunk-" in k.suffix, k.chunkwise, k.method,
-                                        chunk_of(k), k.suffix))
-    lines = ["# Results", "",
-             "Generated by `./local/write_results.py` from the outputs of `./run.sh` (commands at "
-             "the end). WER in %.", "",
-             "## WER", "",
+    return parser.parse_args()
+
+
+def wer_section(wers, order) -> list:
+    """The WER of every decoding of the teacher and the baseline."""
+    lines = ["## WER", "",
              "| model | decoding | mode | " + " | ".join(TEST_SETS) + " |",
              "|---|---|---|" + "---:|" * len(TEST_SETS)]
     for key in order:
         row = [fmt(wers[key].get(t)) for t in TEST_SETS]
-        lines.append(f"| {names.get(key.exp_dir, key.exp_dir)} | {describe(key)} | {mode(key)} | "
+        lines.append(f"| {NAMES.get(key.exp_dir, key.exp_dir)} | {describe(key)} | {mode(key)} | "
                      + " | ".join(row) + " |")
+    return lines
 
-    default_mode = f"_chunk-{args.decode_chunk}_left-context-{args.decode_left_context}"
 
-    def find(exp_dir, method, chunkwise=False, max_sym=False):
-        """The result at the recipe's decoding chunk (streaming) or full context (teacher)."""
-        for key in order:
-            if (key.exp_dir == exp_dir and key.method == method and key.chunkwise == chunkwise
-                    and ("max-sym" in key.suffix) == max_sym
-                    and ("_chunk-" not in key.suffix or default_mode in key.suffix)):
-                return key
-        return None
+def find_default(order, exp_dir: str, method: str, args, max_sym: bool = False):
+    """The decode.py result at the recipe's decoding chunk (streaming) or full context
+    (teacher); greedy with one symbol per frame, or with more (max_sym)."""
+    for key in order:
+        if (key.exp_dir == exp_dir and key.method == method and not key.chunkwise
+                and (key.result.max_sym_per_frame != 1) == max_sym
+                and (not key.result.streaming
+                     or (key.result.chunk_size, key.result.left_context)
+                     == (args.decode_chunk, args.decode_left_context))):
+            return key
+    return None
 
-    teacher_key = find(MODELS[0][0], "greedy_search")
-    baseline_key = find(MODELS[1][0], "greedy_search")
-    if teacher_key and baseline_key:
-        lines += ["", "**The streaming gap** (greedy search, 1 symbol per frame): "
-                  "(baseline - teacher) / teacher:", ""]
-        for t in TEST_SETS:
-            a, b = wers[teacher_key].get(t), wers[baseline_key].get(t)
-            if a and b:
-                lines.append(f"- {t}: {a:.2f} -> {b:.2f} ({100 * (b - a) / a:+.1f}% relative)")
-    lines += ["", "**One symbol per frame** (what sherpa-onnx's streaming greedy search allows) "
-              "against three, test-clean WER:", ""]
+
+def streaming_gap_lines(wers, order, args) -> list:
+    teacher_key = find_default(order, MODELS[0][0], "greedy_search", args)
+    baseline_key = find_default(order, MODELS[1][0], "greedy_search", args)
+    if not (teacher_key and baseline_key):
+        return []
+    lines = ["", "**The streaming gap** (greedy search, 1 symbol per frame): "
+             "(baseline - teacher) / teacher:", ""]
+    for t in TEST_SETS:
+        a, b = wers[teacher_key].get(t), wers[baseline_key].get(t)
+        if a and b:
+            lines.append(f"- {t}: {a:.2f} -> {b:.2f} ({100 * (b - a) / a:+.1f}% relative)")
+    return lines
+
+
+def symbols_per_frame_lines(wers, order, args) -> list:
+    lines = ["", "**One symbol per frame** (what sherpa-onnx's streaming greedy search allows) "
+             "against three, test-clean WER:", ""]
     for exp_dir, name in MODELS:
-        one, three = find(exp_dir, "greedy_search"), find(exp_dir, "greedy_search", max_sym=True)
+        one = find_default(order, exp_dir, "greedy_search", args)
+        three = find_default(order, exp_dir, "greedy_search", args, max_sym=True)
         if one and three:
             lines.append(f"- {name}: {fmt(wers[one].get('test-clean'))} (1) vs "
                          f"{fmt(wers[three].get('test-clean'))} (3)")
-    sups = Path("data/manifests/librispeech_supervisions_test-clean.jsonl.gz")
-    if sups.is_file() and (args.lang_dir / "bpe.model").is_file():
-        sp = spm.SentencePieceProcessor(model_file=str(args.lang_dir / "bpe.model"))
-        rate = token_rate_statistics(sups, sp)
-        lines += ["", f"Token density on test-clean ({args.lang_dir.name}, exact word times): "
-                  f"{rate['mean_tokens_per_frame']:.3f} tokens per 40 ms frame of speech on average "
-                  f"(99th percentile over utterances {rate['p99_tokens_per_frame']:.3f}); "
-                  f"{100 * rate['share_of_words_denser_than_one_token_per_frame']:.2f}% of words "
-                  "have more tokens than frames."]
+    return lines
 
-    # Parity: chunk-wise from audio vs simulated streaming, same model and settings.
+
+def token_density_lines(args) -> list:
+    sups = Path("data/manifests/librispeech_supervisions_test-clean.jsonl.gz")
+    if not (sups.is_file() and (args.lang_dir / "bpe.model").is_file()):
+        return []
+    sp = spm.SentencePieceProcessor(model_file=str(args.lang_dir / "bpe.model"))
+    rate = token_rate_statistics(sups, sp)
+    return ["", f"Token density on test-clean ({args.lang_dir.name}, exact word times): "
+            f"{rate['mean_tokens_per_frame']:.3f} tokens per 40 ms frame of speech on average "
+            f"(99th percentile over utterances {rate['p99_tokens_per_frame']:.3f}); "
+            f"{100 * rate['share_of_words_denser_than_one_token_per_frame']:.2f}% of words "
+            "have more tokens than frames."]
+
+
+def parity_section(all_wers, order_all) -> list:
+    """Chunk-wise from audio vs simulated streaming, same model and settings."""
     parity = []
-    shown = [d for d, _ in MODELS] + [METHOD]
-    order_all = sorted((k for k in all_wers if k.exp_dir in shown),
-                       key=lambda k: (shown.index(k.exp_dir), "_chunk-" in k.suffix, k.chunkwise,
-                                      k.method, chunk_of(k), k.suffix))
     for key in order_all:
         if not key.chunkwise:
             continue
         twin = next((k for k in order_all if not k.chunkwise and k.exp_dir == key.exp_dir
-                     and k.method == key.method and k.suffix == key.suffix), None)
+                     and k.method == key.method and k.result == key.result), None)
         if twin is None:
             continue
         for t in TEST_SETS:
             share = identical_share(read_hyps(key, t), read_hyps(twin, t))
             if share is not None:
-                parity.append(f"| {names[key.exp_dir]} | {describe(key)} | {mode(twin).split(', ', 1)[1]} | {t} | "
+                parity.append(f"| {NAMES[key.exp_dir]} | {describe(key)} | {mode(twin).split(', ', 1)[1]} | {t} | "
                               f"{100 * share:.1f}% | {fmt(all_wers[twin].get(t))} | {fmt(all_wers[key].get(t))} |")
-    if parity:
-        lines += ["", "## Chunk-wise recognition vs simulated streaming", "",
-                  "Same model, same chunk and left context: `streaming_decode.py` (audio in 0.1 s "
-                  "pieces, online fbank, cached states) against `decode.py` (whole utterances, "
-                  "masked attention).", "",
-                  "| model | decoding | chunk | test set | identical hypotheses | WER simulated | WER chunk-wise |",
-                  "|---|---|---|---|---:|---:|---:|"] + parity
+    if not parity:
+        return []
+    return ["", "## Chunk-wise recognition vs simulated streaming", "",
+            "Same model, same chunk and left context: `streaming_decode.py` (audio in 0.1 s "
+            "pieces, online fbank, cached states) against `decode.py` (whole utterances, "
+            "masked attention).", "",
+            "| model | decoding | chunk | test set | identical hypotheses | WER simulated | WER chunk-wise |",
+            "|---|---|---|---|---:|---:|---:|"] + parity
 
+
+def latency_section(order_all) -> list:
     latency_rows = []
     for key in order_all:
         for t in ("test-clean", "test-other"):
@@ -292,43 +310,39 @@ def main() -> None:
                                    lat["symbol_delay"])
             rtf = fmt(lat.get("real_time_factor"), 3) if "real_time_factor" in lat else "-"
             latency_rows.append(
-                f"| {names.get(key.exp_dir)} | {describe(key)} | {mode(key)} | {t} | "
+                f"| {NAMES.get(key.exp_dir)} | {describe(key)} | {mode(key)} | {t} | "
                 f"{first['mean_ms']:.0f} / {first['median_ms']:.0f} / {first['p90_ms']:.0f} | "
                 f"{onset['mean_ms']:.0f} | {delay['mean_ms']:.0f} / {delay['median_ms']:.0f} / "
                 f"{delay['p90_ms']:.0f} | {lat['symbol_delay_std_ms']:.0f} | {rtf} |")
-    if latency_rows:
-        lines += ["", "## Latency", "",
-                  "First-token latency: from the start of the utterance until the first token is "
-                  "available (the audio of its chunk, look-ahead included, has arrived; for a "
-                  "full-context model, the whole utterance). Symbol delay: start of each correctly "
-                  "recognised word (frame of its first token x 40 ms) minus its exact start from the "
-                  "synthesiser. Milliseconds, mean / median / 90th percentile. RTF: processing time "
-                  "over audio duration, chunk-wise decoding on one CPU thread.", "",
-                  "| model | decoding | mode | test set | first token | first token - first word onset (mean) | symbol delay | delay std | RTF |",
-                  "|---|---|---|---|---:|---:|---:|---:|---:|"] + latency_rows
+    if not latency_rows:
+        return []
+    return ["", "## Latency", "",
+            "First-token latency: from the start of the utterance until the first token is "
+            "available (the audio of its chunk, look-ahead included, has arrived; for a "
+            "full-context model, the whole utterance). Symbol delay: start of each correctly "
+            "recognised word (frame of its first token x 40 ms) minus its exact start from the "
+            "synthesiser. Milliseconds, mean / median / 90th percentile. RTF: processing time "
+            "over audio duration, chunk-wise decoding on one CPU thread.", "",
+            "| model | decoding | mode | test set | first token | first token - first word onset (mean) | symbol delay | delay std | RTF |",
+            "|---|---|---|---|---:|---:|---:|---:|---:|"] + latency_rows
+
+
+def aligner_section() -> list:
     aligner = sorted(Path(MODELS[0][0]).glob("aligner-error-*.json"))
-    if aligner:
-        lines += ["", "## Teacher forced alignment (reference times for LibriSpeech)", "",
-                  "Word starts from a Viterbi alignment of the teacher (`transducer_teacher/align.py`) "
-                  "against the exact synthesiser times:", "",
-                  "| test set | words | mean signed error ms | mean abs error ms | median abs ms | p90 abs ms |",
-                  "|---|---:|---:|---:|---:|---:|"]
-        for path in aligner:
-            e = json.loads(path.read_text())
-            part = path.stem.replace("aligner-error-", "")
-            a = e["absolute"]
-            lines.append(f"| {part} | {e['words']} | {e['mean_signed_ms']:.0f} | {a['mean_ms']:.0f} | "
-                         f"{a['median_ms']:.0f} | {a['p90_ms']:.0f} |")
-    lines += distillation_section(all_wers, args)
-    lines += sherpa_section(all_wers, args)
-    lines += run_time_section(args)
-    commands = command_lines(args)
-    if commands:
-        lines += ["", "## Commands", "", "Run from `egs/librispeech/ASR`, in this order (the "
-                  "`OMP_NUM_THREADS=1` trainings of a stage ran side by side, one CPU thread each; "
-                  "the data came from `./prepare.sh`):", "",
-                  "```bash"] + commands + ["```"]
-    args.output.write_text("\n".join(lines) + "\n")
+    if not aligner:
+        return []
+    lines = ["", "## Teacher forced alignment (reference times for LibriSpeech)", "",
+             "Word starts from a Viterbi alignment of the teacher (`transducer_teacher/align.py`) "
+             "against the exact synthesiser times:", "",
+             "| test set | words | mean signed error ms | mean abs error ms | median abs ms | p90 abs ms |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for path in aligner:
+        e = json.loads(path.read_text())
+        part = path.stem.replace("aligner-error-", "")
+        a = e["absolute"]
+        lines.append(f"| {part} | {e['words']} | {e['mean_signed_ms']:.0f} | {a['mean_ms']:.0f} | "
+                     f"{a['median_ms']:.0f} | {a['p90_ms']:.0f} |")
+    return lines
 
 
 def distillation_section(wers, args) -> list:
@@ -360,6 +374,44 @@ def distillation_section(wers, args) -> list:
                          "transducer_teacher/exp", Path("wer-vs-chunk.png")):
         lines += ["", "![WER against decoding chunk size](wer-vs-chunk.png)"]
     return lines
+
+
+def commands_section(args) -> list:
+    commands = command_lines(args)
+    if not commands:
+        return []
+    return ["", "## Commands", "", "Run from `egs/librispeech/ASR`, in this order (the "
+            "`OMP_NUM_THREADS=1` trainings of a stage ran side by side, one CPU thread each; "
+            "the data came from `./prepare.sh`):", "",
+            "```bash"] + commands + ["```"]
+
+
+def main() -> None:
+    args = parse_args()
+    wers = collect_wers([Path(d) for d, _ in MODELS])
+    # Every experiment folder with decode results: <recipe>/<exp>/[streaming/]<method>/.
+    exp_dirs = ({p.parents[1] for p in Path(".").glob("*/exp*/*/wer-summary-*.txt")}
+                | {p.parents[2] for p in Path(".").glob("*/exp*/streaming/*/wer-summary-*.txt")})
+    all_wers = collect_wers(sorted(exp_dirs))
+    order = sorted(wers, key=lambda k: (k.exp_dir,) + row_order(k))
+    shown = [d for d, _ in MODELS] + [METHOD]
+    order_all = sorted((k for k in all_wers if k.exp_dir in shown),
+                       key=lambda k: (shown.index(k.exp_dir),) + row_order(k))
+    lines = ["# Results", "",
+             "Generated by `./local/write_results.py` from the outputs of `./run.sh` (commands at "
+             "the end). WER in %.", ""]
+    lines += wer_section(wers, order)
+    lines += streaming_gap_lines(wers, order, args)
+    lines += symbols_per_frame_lines(wers, order, args)
+    lines += token_density_lines(args)
+    lines += parity_section(all_wers, order_all)
+    lines += latency_section(order_all)
+    lines += aligner_section()
+    lines += distillation_section(all_wers, args)
+    lines += sherpa_section(all_wers)
+    lines += run_time_section(args)
+    lines += commands_section(args)
+    args.output.write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
