@@ -71,54 +71,52 @@ def _forward_scores(px: Tensor, py: Tensor, ends: Tensor):
     T = T1 - 1
     neg_inf = float("-inf")
     index, valid = _skew_index(S, T, px.device)
-    # Arcs leaving each node, on the diagonal layout; a missing arc is -inf. x_arc gets an
-    # extra -inf column at s = 0 so that "the x arc into node s" is x_arc[..., s].
+    # Arcs leaving each node, on the diagonal layout; a missing arc is -inf. Both get an
+    # extra -inf column in front, like p below, so that the arcs into node s (column s + 1)
+    # are x_arc[..., s] (from node s - 1) and y_arc[..., s + 1] (from node s).
     x_grid = torch.nn.functional.pad(px, (0, 0, 0, 1), value=neg_inf)  # (B, S + 1, T + 1)
     y_grid = torch.nn.functional.pad(py, (0, 1), value=neg_inf)  # (B, S + 1, T + 1)
     x_arc = torch.nn.functional.pad(_to_diagonals(x_grid, index, valid, neg_inf), (1, 0),
-                                    value=neg_inf)  # (B, D, S + 2): arc into s from s - 1
-    y_arc = _to_diagonals(y_grid, index, valid, neg_inf)  # (B, D, S + 1)
+                                    value=neg_inf)  # (B, D, S + 2)
+    y_arc = torch.nn.functional.pad(_to_diagonals(y_grid, index, valid, neg_inf), (1, 0),
+                                    value=neg_inf)  # (B, D, S + 2)
     D = S + T + 1
-    # p on the diagonals, with a -inf column in front (node s at column s + 1).
     p = torch.full((B, D, S + 2), neg_inf, dtype=px.dtype, device=px.device)
     p[:, 0, 1] = 0.0
     for d in range(1, D):
         prev = p[:, d - 1]
         from_x = prev[:, :-1] + x_arc[:, d - 1, :-1]  # (s - 1, t) -> (s, t)
-        from_y = prev[:, 1:] + y_arc[:, d - 1]  # (s, t - 1) -> (s, t)
+        from_y = prev[:, 1:] + y_arc[:, d - 1, 1:]  # (s, t - 1) -> (s, t)
         torch.logaddexp(from_x, from_y, out=p[:, d, 1:])
-    p = p[:, :, 1:]  # (B, D, S + 1)
     s_end, t_end = ends[:, 0], ends[:, 1]
-    scores = p[torch.arange(B, device=px.device), s_end + t_end, s_end]
-    return scores, (p, x_arc[:, :, 1:], y_arc, index, valid)
+    scores = p[torch.arange(B, device=px.device), s_end + t_end, s_end + 1]
+    return scores, (p, x_arc, y_arc)
 
 
 def _occupation_grads(saved, ends: Tensor, S: int, T: int) -> Tuple[Tensor, Tensor]:
     """d score / d px and d score / d py (occupation probabilities of the arcs)."""
-    p, x_arc, y_arc, _, _ = saved
+    p, x_arc, y_arc = saved
     B, D, _ = p.shape
-    # Local posteriors: the share of p at the node an arc enters that came over that arc.
-    # Unreachable nodes (-inf - -inf) get 0, so no NaN can enter the reverse pass.
-    p_next = torch.nn.functional.pad(p[:, 1:], (0, 1, 0, 1), value=float("-inf"))
-    x_post = torch.exp(p + x_arc - p_next[:, :, 1:])  # x arc from [d, s] into [d + 1, s + 1]
-    y_post = torch.exp(p + y_arc - p_next[:, :, :-1])  # y arc from [d, s] into [d + 1, s]
-    x_post = torch.nan_to_num(x_post, nan=0.0)
-    y_post = torch.nan_to_num(y_post, nan=0.0)
-    # Occupation of each node: 1 at the end node, then back along the diagonals. A zero
-    # column after s = S stands for the missing x arc out of s = S.
-    occ = torch.zeros((B, D, S + 2), dtype=p.dtype, device=p.device)
+    # Local posteriors of the two arcs into each node (d >= 1): the share of p there that
+    # came over each. The x share is computed from the forward's own rounded terms, the
+    # y share as 1 - x, so that they sum to 1 exactly (fast_rnnt does the same); error
+    # then does not build up along the S + T steps back. Unreachable nodes get 0 and 0.
+    node = p[:, 1:, 1:]  # (B, D - 1, S + 1)
+    from_x = p[:, :-1, :-1] + x_arc[:, :-1, :-1]
+    in_x = torch.nan_to_num(torch.exp(from_x - node), nan=0.0)
+    in_y = torch.where(node == float("-inf"), 0.0, 1.0 - in_x)
+    # Occupation of each node: 1 at the end node, then back along the diagonals.
+    occ = torch.zeros((B, D, S + 1), dtype=p.dtype, device=p.device)
     s_end, t_end = ends[:, 0], ends[:, 1]
     occ[torch.arange(B, device=p.device), s_end + t_end, s_end] = 1.0
-    for d in range(D - 2, -1, -1):
-        nxt = occ[:, d + 1]
-        back = nxt[:, 1:] * x_post[:, d]
-        back.addcmul_(nxt[:, :-1], y_post[:, d])
-        occ[:, d, :-1].add_(back)
-    x_flow = occ[:, 1:, 1:] * x_post[:, :-1]  # through each x arc, at the arc's start [d, s]
-    y_flow = occ[:, 1:, :-1] * y_post[:, :-1]
-    pad = torch.zeros((B, 1, S + 1), dtype=p.dtype, device=p.device)
-    px_grad = _from_diagonals(torch.cat([x_flow, pad], 1), S, T)[:, :S, :]  # (B, S, T + 1)
-    py_grad = _from_diagonals(torch.cat([y_flow, pad], 1), S, T)[:, :, :T]  # (B, S + 1, T)
+    for d in range(D - 1, 0, -1):
+        occ[:, d - 1, :-1].addcmul_(occ[:, d, 1:], in_x[:, d - 1, 1:])
+        occ[:, d - 1].addcmul_(occ[:, d], in_y[:, d - 1])
+    # Flow through each arc, stored at the node it leaves ([d, s] for d < D - 1).
+    x_flow = torch.nn.functional.pad(occ[:, 1:, 1:] * in_x[:, :, 1:], (0, 1, 0, 1))
+    y_flow = torch.nn.functional.pad(occ[:, 1:] * in_y, (0, 0, 0, 1))
+    px_grad = _from_diagonals(x_flow, S, T)[:, :S, :]  # (B, S, T + 1)
+    py_grad = _from_diagonals(y_flow, S, T)[:, :, :T]  # (B, S + 1, T)
     return px_grad, py_grad
 
 
