@@ -19,10 +19,16 @@ import numpy as np
 import pytest
 import torch
 
-fast_rnnt = pytest.importorskip("fast_rnnt")
+from icefall_kd.loss import rnnt_backend as backend_module
+from icefall_kd.loss import rnnt_torch
 
-from icefall_kd.loss import rnnt_backend as backend_module  # noqa: E402
-from icefall_kd.loss import rnnt_torch  # noqa: E402
+try:
+    import fast_rnnt
+except ImportError:  # e.g. a CUDA install without it: only the CPU-vs-GPU test runs
+    fast_rnnt = None
+needs_fast_rnnt = pytest.mark.skipif(fast_rnnt is None, reason="fast_rnnt is not installed")
+# The torch backend runs on each device here, fast_rnnt (the reference) on the CPU.
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 MEASURED = {}
 
@@ -56,31 +62,36 @@ def _case(seed):
         s_range=int(torch.randint(2, 7, (1,), generator=g)), C=C)
 
 
-def _simple(module, case):
-    """Simple loss per utterance, occupation gradients, ranges, gradients w.r.t. am, lm."""
-    am = case["am"].clone().requires_grad_()
-    lm = case["lm"].clone().requires_grad_()
+def _simple(module, case, device="cpu"):
+    """Simple loss per utterance, occupation gradients, ranges, gradients w.r.t. am, lm
+    (computed on ``device``, returned on the CPU)."""
+    am = case["am"].detach().clone().to(device).requires_grad_()
+    lm = case["lm"].detach().clone().to(device).requires_grad_()
+    boundary = case["boundary"].to(device)
     loss, (px_grad, py_grad) = module.rnnt_loss_smoothed(
-        lm=lm, am=am, symbols=case["symbols"], termination_symbol=0,
+        lm=lm, am=am, symbols=case["symbols"].to(device), termination_symbol=0,
         lm_only_scale=case["lm_scale"], am_only_scale=case["am_scale"],
-        boundary=case["boundary"], delay_penalty=case["delay_penalty"], reduction="none",
+        boundary=boundary, delay_penalty=case["delay_penalty"], reduction="none",
         return_grad=True)
     # fast_rnnt scales its returned gradients in place in the backward: copy them first.
     px_grad, py_grad = px_grad.clone(), py_grad.clone()
     ranges = module.get_rnnt_prune_ranges(px_grad=px_grad, py_grad=py_grad,
-                                          boundary=case["boundary"], s_range=case["s_range"])
-    (loss * torch.linspace(0.5, 1.5, len(loss))).sum().backward()  # unequal weights per row
-    return loss.detach(), px_grad, py_grad, ranges, am.grad, lm.grad
+                                          boundary=boundary, s_range=case["s_range"])
+    weights = torch.linspace(0.5, 1.5, len(loss), device=device)  # unequal weights per row
+    (loss * weights).sum().backward()
+    return tuple(x.detach().cpu() for x in (loss, px_grad, py_grad, ranges, am.grad, lm.grad))
 
 
 CASES = range(24)
 
 
+@needs_fast_rnnt
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("seed", CASES)
-def test_simple_loss_occupations_ranges_and_gradients_match_fast_rnnt(seed):
+def test_simple_loss_occupations_ranges_and_gradients_match_fast_rnnt(seed, device):
     case = _case(seed)
     ref = _simple(fast_rnnt, case)
-    got = _simple(rnnt_torch, case)
+    got = _simple(rnnt_torch, case, device)
     _note("simple loss, relative", _relative(got[0], ref[0]))
     _note("px_grad, py_grad, absolute", max((got[1] - ref[1]).abs().max(),
                                             (got[2] - ref[2]).abs().max()))
@@ -99,8 +110,10 @@ def test_simple_loss_occupations_ranges_and_gradients_match_fast_rnnt(seed):
     torch.testing.assert_close(got[2].sum((1, 2)), t_lens.float(), rtol=1e-5, atol=1e-4)
 
 
+@needs_fast_rnnt
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("seed", CASES)
-def test_pruned_and_full_losses_and_their_gradients_match_fast_rnnt(seed):
+def test_pruned_and_full_losses_and_their_gradients_match_fast_rnnt(seed, device):
     case = _case(seed)
     g = torch.Generator().manual_seed(1000 + seed)
     B, T, _ = case["am"].shape
@@ -109,21 +122,24 @@ def test_pruned_and_full_losses_and_their_gradients_match_fast_rnnt(seed):
     R = ranges.shape[2]
     pruned_logits = torch.randn(B, T, R, case["C"], generator=g) * 3
     full_logits = torch.randn(B, T, S + 1, case["C"], generator=g) * 3
+    on = {"cpu": {k: case[k] for k in ("symbols", "boundary")}}
+    on[device] = {k: v.to(device) for k, v in on["cpu"].items()}
+    ranges_on = {"cpu": ranges, device: ranges.to(device)}
     for name, call, logits in [
-        ("pruned", lambda m, x: m.rnnt_loss_pruned(
-            logits=x, symbols=case["symbols"], ranges=ranges, termination_symbol=0,
-            boundary=case["boundary"], delay_penalty=case["delay_penalty"], reduction="none"),
+        ("pruned", lambda m, x, d: m.rnnt_loss_pruned(
+            logits=x, symbols=on[d]["symbols"], ranges=ranges_on[d], termination_symbol=0,
+            boundary=on[d]["boundary"], delay_penalty=case["delay_penalty"], reduction="none"),
          pruned_logits),
-        ("full", lambda m, x: m.rnnt_loss(
-            x, case["symbols"], termination_symbol=0, boundary=case["boundary"],
+        ("full", lambda m, x, d: m.rnnt_loss(
+            x, on[d]["symbols"], termination_symbol=0, boundary=on[d]["boundary"],
             delay_penalty=case["delay_penalty"], reduction="sum"), full_logits),
     ]:
         out = {}
-        for module in (fast_rnnt, rnnt_torch):
-            x = logits.clone().requires_grad_()
-            loss = call(module, x)
+        for module, d in ((fast_rnnt, "cpu"), (rnnt_torch, device)):
+            x = logits.detach().clone().to(d).requires_grad_()
+            loss = call(module, x, d)
             loss.sum().backward()
-            out[module] = loss.detach(), x.grad
+            out[module] = loss.detach().cpu(), x.grad.cpu()
         (got, got_grad), (ref, ref_grad) = out[rnnt_torch], out[fast_rnnt]
         assert torch.isfinite(ref).all(), "the case must have a path through the ranges"
         _note(f"{name} loss, relative", _relative(got, ref))
@@ -133,6 +149,7 @@ def test_pruned_and_full_losses_and_their_gradients_match_fast_rnnt(seed):
         assert torch.isfinite(got_grad).all()
 
 
+@needs_fast_rnnt
 def test_prune_ranges_and_pruning_equal_fast_rnnt_for_the_same_occupations():
     torch.manual_seed(5)
     for _ in range(20):
@@ -163,8 +180,8 @@ def test_a_perturbed_input_changes_only_its_own_utterance_and_not_padding():
     changed = _simple(rnnt_torch, inside)[0]
     assert abs(float(changed[1] - base[1])) > 1e-3 * abs(float(base[1]))
     assert torch.equal(torch.cat([changed[:1], changed[2:]]), torch.cat([base[:1], base[2:]]))
-    with pytest.raises(AssertionError):
-        torch.testing.assert_close(changed, _simple(fast_rnnt, case)[0], rtol=1e-6, atol=0)
+    with pytest.raises(AssertionError):  # the tolerance used against fast_rnnt above
+        torch.testing.assert_close(changed, base, rtol=1e-6, atol=0)
     padding = dict(case, am=case["am"].clone())
     padding["am"][1, int(case["boundary"][1, 3]):, 0] += 1.0
     assert torch.equal(_simple(rnnt_torch, padding)[0][1], base[1])
@@ -215,6 +232,20 @@ def fresh_choice(monkeypatch):
     return monkeypatch
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+@pytest.mark.parametrize("seed", CASES if torch.cuda.is_available() else [0])
+def test_cuda_results_equal_the_cpu_results_of_the_torch_backend(seed):
+    """On a GPU (benchmarks/gpu_check.sh), also without fast_rnnt: the same tolerances."""
+    case = _case(seed)
+    cpu, cuda = _simple(rnnt_torch, case), _simple(rnnt_torch, case, "cuda")
+    torch.testing.assert_close(cuda[0], cpu[0], rtol=1e-6, atol=0)
+    torch.testing.assert_close(cuda[1], cpu[1], rtol=0, atol=1e-6)
+    torch.testing.assert_close(cuda[2], cpu[2], rtol=0, atol=1e-6)
+    assert torch.equal(cuda[3], cpu[3])
+    assert _relative(cuda[4], cpu[4]) < 2e-6 and _relative(cuda[5], cpu[5]) < 2e-6
+
+
+@needs_fast_rnnt
 def test_backend_is_chosen_per_device_and_a_forced_one_must_fit_it(fresh_choice, caplog):
     fresh_choice.delenv("ICEFALL_KD_RNNT_BACKEND", raising=False)
     caplog.set_level("INFO")
