@@ -102,9 +102,12 @@ def main() -> None:
     os.chdir(args.recipe_dir)
     sp = load_bpe(Path(args.lang_dir))
     data = AsrDataModule(DataConfig(manifest_dir=Path("data/fbank"), max_duration=args.max_duration,
-                                    num_workers=0))
+                                    num_workers=0, num_buckets=2, drop_last=False))
     loader = data.train_dataloader(data.cuts("train-clean-100"))
     batches = [b for _, b in zip(range(args.batches), loader)]
+    if len(batches) < 3:
+        raise SystemExit(f"only {len(batches)} batches of train-clean-100 (2 are warm-up); "
+                         "lower --max-duration")
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     memory = "peak GPU memory MB" if device.type == "cuda" else "peak RSS MB"
     rows = [f"| preset | parameters | s audio / s | share of the step in the loss | {memory} |",
