@@ -94,22 +94,62 @@ def test_non_finite_batches_are_skipped_then_training_stops(prepared_tiny, tmp_p
         _trainer(prepared_tiny, tmp_path / "all-nan", always_nan).train()
 
 
-def test_ddp_with_two_cpu_processes(prepared_tiny, tmp_path):
-    script = prepared_tiny / "transducer_streaming" / "train.py"
+_RECORDING_TRAIN = """
+import os, sys
+from icefall_kd.recipes import train_transducer
+from icefall_kd.training.transducer_objective import TransducerObjective
+
+out = sys.argv.pop(1)
+rank = os.environ["RANK"]
+run_trainer, objective_call = train_transducer.run_trainer, TransducerObjective.__call__
+
+def recording_run_trainer(args, model, objective, data, train_cuts, dist):
+    with open(f"{out}/epoch-cuts-rank{rank}.txt", "w") as f:
+        f.writelines(c.id + "\\n" for c in train_cuts)
+    run_trainer(args, model, objective, data, train_cuts, dist)
+
+def recording_call(self, model, batch, batch_idx_train, is_training):
+    if is_training:
+        with open(f"{out}/seen-rank{rank}.txt", "a") as f:
+            f.write(" ".join(c.id for c in batch["supervisions"]["cut"]) + "\\n")  # a batch
+    return objective_call(self, model, batch, batch_idx_train, is_training)
+
+train_transducer.run_trainer = recording_run_trainer
+TransducerObjective.__call__ = recording_call
+train_transducer.main(streaming=True, argv=sys.argv[1:])
+"""
+
+
+def test_ddp_two_cpu_processes_see_disjoint_shards_that_make_the_epoch(prepared_tiny, tmp_path):
+    """torchrun with 2 processes (gloo): each rank trains on its own cuts, no cut twice, and
+    together they cover the epoch. lhotse's sampler gives every rank the same number of
+    batches by skipping at most world_size - 1 = 1 batch at the end of an epoch; the tiny
+    corpus's epoch has an even number of batches here, so nothing may be missing."""
+    script = tmp_path / "recording_train.py"
+    script.write_text(_RECORDING_TRAIN)
     env = dict(os.environ, OMP_NUM_THREADS="1")
     result = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
-         "--master-port", "29517", str(script), "--exp-dir", str(tmp_path / "ddp"),
+         "--master-port", "29517", str(script), str(tmp_path), "--exp-dir", str(tmp_path / "ddp"),
          "--num-epochs", "1", "--model-preset", "tiny", "--lang-dir", "data/lang_bpe_200",
          "--max-duration", "40", "--num-buckets", "2", "--num-workers", "0",
          "--tensorboard", "false", "--drop-last", "false"],
         cwd=prepared_tiny, env=env, capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
+    assert "epoch 1 done" in result.stderr and "(gloo)" in result.stderr
     state = ckpt.load_checkpoint(tmp_path / "ddp" / "epoch-1.pt")
-    assert state["batch_idx_train"] > 0
-    # Each rank saw about half of the cuts: fewer batches than one process would take.
-    assert "epoch 1 done" in result.stderr
+    epoch = (tmp_path / "epoch-cuts-rank0.txt").read_text().split()
+    assert epoch == (tmp_path / "epoch-cuts-rank1.txt").read_text().split()
+    batches = [(tmp_path / f"seen-rank{r}.txt").read_text().splitlines() for r in (0, 1)]
+    seen = [" ".join(b).split() for b in batches]
+    assert all(seen) and len(set(epoch)) == len(epoch) > 0
+    assert all(len(set(s)) == len(s) for s in seen), "a rank saw a cut twice"
+    assert not set(seen[0]) & set(seen[1]), "the ranks' shards overlap"
+    assert set(seen[0]) | set(seen[1]) == set(epoch), (
+        f"{len(set(epoch) - set(seen[0]) - set(seen[1]))} cuts of the epoch were not trained on")
+    # Both ranks took the same number of steps (DDP needs it), the one rank 0 saved.
+    assert state["batch_idx_train"] == len(batches[0]) == len(batches[1])
 
 
 def test_running_average_equals_the_mean_over_updates():

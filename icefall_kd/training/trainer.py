@@ -100,14 +100,19 @@ def fix_random_seed(seed: int) -> None:
 
 
 def _rng_state() -> dict:
-    return {"python": random.getstate(), "numpy": np.random.get_state(),
-            "torch": torch.get_rng_state()}
+    state = {"python": random.getstate(), "numpy": np.random.get_state(),
+             "torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state()  # this process's GPU (dropout on it)
+    return state
 
 
 def _set_rng_state(state: dict) -> None:
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])
     torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state["cuda"].cpu())
 
 
 @dataclass
@@ -122,15 +127,20 @@ class DistributedInfo:
 
 
 def setup_distributed() -> DistributedInfo:
-    """Initialises DDP when launched by torchrun (RANK/WORLD_SIZE set); gloo on CPU."""
+    """Initialises DDP when launched by torchrun (RANK/WORLD_SIZE set): NCCL with one GPU
+    per process (``LOCAL_RANK``) when CUDA is available, gloo on CPU."""
     if "WORLD_SIZE" not in os.environ or int(os.environ["WORLD_SIZE"]) <= 1:
         return DistributedInfo()
-    backend = "nccl" if torch.cuda.is_available() else "gloo"
-    torch.distributed.init_process_group(backend)
     info = DistributedInfo(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]),
                            int(os.environ.get("LOCAL_RANK", 0)))
     if torch.cuda.is_available():
+        # Before the process group: NCCL then binds this rank to its own GPU, not GPU 0.
         torch.cuda.set_device(info.local_rank)
+        torch.distributed.init_process_group("nccl")
+    else:
+        torch.distributed.init_process_group("gloo")
+    logging.info(f"DDP rank {info.rank} of {info.world_size} "
+                 f"({torch.distributed.get_backend()})")
     return info
 
 
@@ -175,7 +185,12 @@ class Trainer:
         self.scheduler = Eden(self.optimizer, config.lr_batches, config.lr_epochs,
                               config.warmup_batches)
         self.precision = self._choose_precision()
-        self.grad_scaler = torch.amp.GradScaler(enabled=self.precision == "fp16")
+        # fp16 needs loss scaling (its range is too small for small gradients); bf16 does not.
+        self.grad_scaler = torch.amp.GradScaler(self.device.type,
+                                                enabled=self.precision == "fp16")
+        if self.dist.is_main:
+            logging.info(f"training on {self.device}, precision {self.precision}, "
+                         f"{self.dist.world_size} process(es)")
         self.model_avg = {k: v.detach().clone().double() if v.is_floating_point() else v.clone()
                           for k, v in self.model.state_dict().items()} if self.dist.is_main else None
         self.batch_idx_train = 0
@@ -197,6 +212,9 @@ class Trainer:
             return "fp32"
         if wanted == "auto":
             return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        if wanted == "bf16" and not torch.cuda.is_bf16_supported():
+            raise RuntimeError(f"--precision bf16: {torch.cuda.get_device_name(self.device)} "
+                               "has no bf16; use --precision fp16 (or auto)")
         return wanted
 
     def _autocast(self):
@@ -222,7 +240,9 @@ class Trainer:
     def _restore(self, state: dict) -> Optional[dict]:
         self.model.load_state_dict(state["model"])
         if self.model_avg is not None and state.get("model_avg") is not None:
-            self.model_avg = state["model_avg"]
+            # Checkpoints load on the CPU; the average lives beside the model.
+            self.model_avg = {k: v.to(self.model_avg[k].device)
+                              for k, v in state["model_avg"].items()}
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.grad_scaler.load_state_dict(state["grad_scaler"])
@@ -318,7 +338,7 @@ class Trainer:
             self.scheduler.step_batch(self.batch_idx_train)
             with self._autocast():
                 info = self.objective(self.ddp_model, batch, self.batch_idx_train, True)
-            if not torch.isfinite(info.loss):
+            if not self._all_finite(info.loss):
                 self._on_bad_batch(batch, info)
                 continue
             self.bad_batches_in_a_row = 0
@@ -351,6 +371,14 @@ class Trainer:
                 "sampler drops every incomplete bucket: lower --num-buckets or --max-duration, "
                 "or pass --drop-last false."
             )
+
+    def _all_finite(self, loss: torch.Tensor) -> bool:
+        """Whether the loss is finite on every rank: under DDP all ranks must skip a batch
+        together, or the ranks that do run backward wait for the others forever."""
+        finite = torch.isfinite(loss.detach()).to(torch.float32).reshape(1)
+        if self.dist.world_size > 1:
+            torch.distributed.all_reduce(finite, op=torch.distributed.ReduceOp.MIN)
+        return bool(finite.item())
 
     def _on_bad_batch(self, batch: dict, info: LossInfo) -> None:
         self.bad_batches_in_a_row += 1

@@ -8,11 +8,17 @@
 #   ./run.sh --ablations true --seeds 2   # add the ablation rows and a second seed
 #   ./run.sh --stage 6 --stop-stage 7     # only some stages
 #   ./run.sh --corpus librispeech --dl-dir /data --model-preset paper --num-epochs 30
+#   ./run.sh --corpus librispeech --dl-dir /data --model-preset paper --num-epochs 30 \
+#     --train-parts "train-clean-100 train-clean-360 train-other-500" --num-gpus 8  # 960 h
 #
 # Options (defaults in brackets):
 #   --profile tiny|default    [default] corpus size and matching model/training settings
 #   --corpus, --dl-dir, --nj  passed to prepare.sh (see ./prepare.sh --help)
 #   --model-preset P          [tiny for the tiny profile, else small]
+#   --vocab-size V            [200 for tiny, 500 for --corpus librispeech, else 100] BPE pieces
+#   --train-parts "P1 P2"     [train-clean-100] training parts (prepared in stage 0)
+#   --num-gpus N              [0] N > 1: every training runs under torchrun with N processes
+#                             (one GPU each, NCCL), one training after the other
 #   --num-epochs N            [6; 2 for tiny]   epochs of the teacher and the baseline
 #   --avg N                   [2; 1 for tiny]   epochs averaged for decoding
 #   --kd-epochs N             [1]  epochs of each distillation stage; single-stage ablations
@@ -55,6 +61,9 @@ corpus=""
 dl_dir=""
 nj=2
 model_preset=""
+vocab_size=""
+train_parts=""
+num_gpus=0
 num_epochs=""
 avg=""
 kd_epochs=1
@@ -92,6 +101,10 @@ else
     --ctc-loss-scale 0.5 --enable-spec-aug false --dropout 0.0)
   sweep_chunks="4 8 16"
 fi
+if [ -n "$vocab_size" ]; then vocab=$vocab_size
+elif [ "$corpus" = librispeech ]; then vocab=500  # what prepare.sh builds for LibriSpeech
+fi
+[ "$num_gpus" -gt 1 ] && parallel_training=false
 lang_dir=data/lang_bpe_$vocab
 # Every command that produces a result is logged, per stage, under exp-commands/;
 # local/write_results.py lists them in RESULTS.md.
@@ -122,6 +135,7 @@ run_logged() { record "$@"; "$@"; }
 num_workers=$([ "$parallel_training" = true ] && echo 0 || echo 1)
 common_train=(--model-preset "$model_preset" --lang-dir "$lang_dir" --max-duration "$max_duration"
   --num-workers "$num_workers" --average-period 10 --log-interval 20)
+[ -n "$train_parts" ] && common_train+=(--train-parts "$train_parts")
 train_args=("${common_train[@]}" --num-epochs "$num_epochs" "${extra_train[@]}")
 kd_avg=$(( kd_epochs < avg ? kd_epochs : avg ))
 teacher=(--teacher-exp-dir transducer_teacher/exp --teacher-epoch "$num_epochs" --teacher-avg "$avg")
@@ -143,6 +157,8 @@ if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
   prepare_args=(--profile "$profile" --nj "$nj")
   [ -n "$corpus" ] && prepare_args+=(--corpus "$corpus")
   [ -n "$dl_dir" ] && prepare_args+=(--dl-dir "$dl_dir")
+  [ -n "$vocab_size" ] && prepare_args+=(--vocab-sizes "$vocab_size")
+  [ -n "$train_parts" ] && prepare_args+=(--parts "$train_parts dev-clean test-clean test-other")
   run_logged ./prepare.sh "${prepare_args[@]}"
 fi
 

@@ -1,6 +1,6 @@
 # Sourced by run.sh: "lanes" of training side by side, one CPU thread each (two in stages 1
 # and 6-7, one per ablation group and extra seed in stage 8; one after the other with
-# --parallel-training false). Uses run.sh's $parallel_training, $commands and log.
+# --parallel-training false). Uses run.sh's $parallel_training, $num_gpus, $commands and log.
 #
 #   in_lane NAME COMMAND...   start COMMAND in the background as lane NAME
 #   wait_lanes [NAME]         wait for lane NAME, or for every lane; exit 1 if one failed
@@ -33,6 +33,8 @@ wait_lanes() {  # [name]: wait for that lane, or for all of them
 }
 train() {  # log file, command...
   local log_file=$1; shift
+  # Several GPUs: one torchrun process per GPU (run.sh's --num-gpus).
+  [ "$num_gpus" -gt 1 ] && set -- torchrun --standalone --nproc-per-node "$num_gpus" "$@"
   mkdir -p "$(dirname "$log_file")"
   local line
   line="$([ "$parallel_training" = true ] && printf 'OMP_NUM_THREADS=1 ')$(printf '%q ' "$@")>> $log_file 2>&1"
