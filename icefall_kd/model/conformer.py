@@ -89,13 +89,16 @@ class AttentionLayout:
     Blocked (``chunk_size`` = C > 0, ``left_context`` = L >= 0): the frames are padded to
     nC * C; chunk c's C queries attend to the W = L + C keys of frames [c*C - L, (c+1)*C);
     ``mask`` (N, nC, 1, 1, W) (frames before 0 or past the utterance's end) and
-    ``bias_index`` (C, W), the same for every chunk since bias depends on distance only.
+    ``bias_index`` (C, W), the same for every chunk since bias depends on distance only;
+    ``window_index`` (nC * W,) the frame each key slot reads, clamped into [0, T) (the
+    slots outside are masked, so any frame will do, and no padded copy of K and V is made).
     """
 
     mask: torch.Tensor
     bias_index: torch.Tensor
     chunk_size: int = 0
     left_context: int = 0
+    window_index: Optional[torch.Tensor] = None  # blocked: (nC * W,) frame of each key slot
 
     @staticmethod
     def build(lengths: torch.Tensor, num_frames: int, chunk_size: int, left_context: int,
@@ -118,8 +121,9 @@ class AttentionLayout:
             bias_index = position_bias.index(
                 torch.arange(chunk_size, device=device),
                 torch.arange(window, device=device) - left_context)
+            window_index = key_pos.clamp(0, num_frames - 1).reshape(-1)
             return AttentionLayout(mask[:, :, None, None, :], bias_index, chunk_size,
-                                   left_context)
+                                   left_context, window_index)
         mask = key_padding.unsqueeze(1)  # (N, 1, T)
         chunk_mask = chunk_attention_mask(num_frames, chunk_size, left_context, device)
         if chunk_mask is not None:
@@ -169,13 +173,12 @@ class SelfAttention(nn.Module):
         else:
             num_chunks = layout.mask.shape[1]
             padded = num_chunks * c
-            # Left: L frames before the first chunk; right: up to a whole last chunk.
-            qkv = nn.functional.pad(qkv, (0, 0, left, padded - t))  # (N, L + nC*C, 3D)
-            q = qkv[:, left:, :d].reshape(n, num_chunks, c, h, hd).transpose(2, 3)
-            # (N, nC, 2D, W) -> keys and values of each chunk's window, (N, nC, H, W, hd)
-            windows = qkv[:, :, d:].unfold(1, c + left, c)
-            k, v = windows.reshape(n, num_chunks, 2, h, hd, c + left).permute(
-                2, 0, 1, 3, 5, 4)
+            window = c + left
+            q = nn.functional.pad(qkv[:, :, :d], (0, 0, 0, padded - t))  # (N, nC*C, D)
+            q = q.view(n, num_chunks, c, h, hd).transpose(2, 3)  # (N, nC, H, C, hd)
+            # Each chunk's window of keys and values: (N, nC * W, 2D) -> (N, nC, H, W, hd)
+            windows = qkv[:, :, d:].index_select(1, layout.window_index)
+            k, v = windows.view(n, num_chunks, window, 2, h, hd).permute(3, 0, 1, 4, 2, 5)
             out = attend(q, k, v, bias, layout.mask)  # (N, nC, H, C, hd)
             out = out.transpose(2, 3).reshape(n, padded, h, hd)[:, :t]
         return self.out(out.reshape(n, t, d))
@@ -259,6 +262,18 @@ class FeedForward(nn.Module):
         return self.net(x)
 
 
+class Dropout(nn.Dropout):
+    """nn.Dropout with the mask drawn as uniform >= p: the same Bernoulli(1 - p) keep
+    mask, but CPU ``bernoulli_`` took 6% of a training step and ``rand_like`` a tenth of
+    that (the random stream differs from nn.Dropout's, not its distribution)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        keep = torch.rand_like(x) >= self.p
+        return x * (keep.to(x.dtype) * (1.0 / (1.0 - self.p)))
+
+
 class ConformerLayer(nn.Module):
     """Macaron layer: x + FF/2, x + MHSA, x + Conv, x + FF/2, LayerNorm."""
 
@@ -272,7 +287,7 @@ class ConformerLayer(nn.Module):
         self.conv = ConvolutionModule(d, config.conv_kernel, config.causal)
         self.ff2 = FeedForward(d, config.ff_dim)
         self.final_norm = nn.LayerNorm(d)
-        self.dropout = nn.Dropout(config.dropout)
+        self.dropout = Dropout(config.dropout)
 
     def forward(self, x: torch.Tensor, layout: AttentionLayout,
                 pad_mask: Optional[torch.Tensor]) -> torch.Tensor:

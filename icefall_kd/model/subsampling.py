@@ -44,10 +44,16 @@ class Conv2dSubsampling(nn.Module):
         """x: (N, T, F); x_lens: (N,) -> ((N, T', d_model), (N,) lengths)."""
         x = (x - self.feature_mean) * self.feature_inv_std
         # Channels-last (N, T, F, C in memory): oneDNN's convolutions run natively in it
-        # and the activations need no layout copies; ReLU in place.
-        x = x.unsqueeze(1).contiguous(memory_format=torch.channels_last)
-        x = torch.relu_(self.conv[0](x))
-        x = torch.relu_(self.conv[2](x))  # (N, C, T', F'), channels-last
+        # and the activations need no layout copies; ReLU in place. (self.conv keeps the
+        # checkpoints' parameter names; its ReLU modules hold no state.)
+        # clone(memory_format=...), not contiguous(): with one channel a tensor counts as
+        # contiguous in both formats and would keep NCHW strides, making oneDNN pick NCHW.
+        x = x.unsqueeze(1).clone(memory_format=torch.channels_last)
+        for conv in (self.conv[0], self.conv[2]):
+            # Weights channels-last too, or the backward copies the input to NCHW.
+            weight = conv.weight.clone(memory_format=torch.channels_last)
+            x = torch.relu_(nn.functional.conv2d(x, weight, conv.bias, stride=2))
+        # x: (N, C, T', F'), channels-last
         n, c, t, f = x.shape
         # The output layer's inputs are (channel, freq) pairs in channel-major order (the
         # parameter's layout); reorder its weight to (freq, channel), the order in memory,
