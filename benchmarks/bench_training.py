@@ -1,78 +1,249 @@
 #!/usr/bin/env python3
-r"""Training throughput of a model preset: seconds of audio per second and peak memory,
-for the full-context teacher and the streaming model, on real batches of the prepared corpus.
+r"""Training throughput of model presets: seconds of audio per second and peak memory, for
+the full-context teacher and the streaming model, on real batches of the prepared corpus;
+with ``--against REF`` also for the code of git revision REF, timed in the same run.
 
 Usage (after prepare.sh; from the repository root):
   .venv/bin/python benchmarks/bench_training.py --recipe-dir egs/librispeech/ASR \
-      [--preset default] [--batches 12] [--output benchmarks/results/training.md]
+      --presets small default --against 7aa13c2 --batches 22 --threads 1 \
+      --output benchmarks/results/training.md
 
-Each model runs --batches training steps (forward, pruned loss, backward, AdamW step) on the
-same batches (max-duration 200 s, SpecAugment on, num-workers 0); the first 2 steps are
-warm-up and not timed. The streaming/teacher ratio is measured in the same run.
+How it measures:
+- the batches are drawn once (train-clean-100, max-duration 100 s as in run.sh's default
+  profile, SpecAugment on, num-workers 0) and every model trains on the same ones: forward,
+  pruned RNN-T loss, backward, AdamW step. The streaming model's chunk size and left context
+  per step are drawn once from the training choices (chunks 8,16,32,-1; left 16,32,64,-1)
+  and given to both revisions;
+- each (revision, model) runs in its own worker process (the reference from a temporary
+  ``git worktree`` of REF, imported ahead of the installed package), so its code and its
+  peak memory are its own. Workers take turns step by step (old, new, new, old, ...) and
+  never run at the same time, so load on the machine hits both alike;
+- the first 2 steps are warm-up and not timed. Peak memory is the worker's peak RSS
+  (model, optimizer, batches and the step's activations; the same batches in every worker).
 """
 
 import argparse
+import json
 import os
+import random
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
-import torch
-
-from icefall_kd.data.datamodule import AsrDataModule, DataConfig
-from icefall_kd.model.transducer import build_transducer
-from icefall_kd.recipes.common import load_bpe
-from icefall_kd.training.transducer_objective import ChunkChoice, TransducerObjective
-from icefall_kd.utils import HelpFormatter, peak_rss_mb, publish_report
+REPO = Path(__file__).resolve().parents[1]
+WARMUP_STEPS = 2
+MODELS = (("teacher (full context)", False), ("streaming (dynamic chunks)", True))
+TRAIN_CHUNKS = ((8, 16, 32, -1), (16, 32, 64, -1))
 
 
-def measure(model, objective, batches):
+# ------------------------------------------------------------------------------ worker
+def worker(args: argparse.Namespace) -> None:
+    """One model of one revision: reads JSON commands on stdin, answers on stdout."""
+    sys.path.insert(0, str(args.code_root))
+    import torch
+
+    import icefall_kd
+
+    if not Path(icefall_kd.__file__).resolve().is_relative_to(args.code_root.resolve()):
+        raise RuntimeError(f"imported {icefall_kd.__file__}, not the code in {args.code_root}")
+    from icefall_kd.model.transducer import build_transducer
+    from icefall_kd.recipes.common import load_bpe
+    from icefall_kd.training.transducer_objective import ChunkChoice, TransducerObjective
+    from icefall_kd.utils import peak_rss_mb
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    sp = load_bpe(args.lang_dir)
+    batches = torch.load(args.batches_file, weights_only=False)
+    model = build_transducer(args.preset, sp.get_piece_size(), args.causal)
+    objective = TransducerObjective(sp, ChunkChoice())
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    audio = elapsed = 0.0
-    for i, batch in enumerate(batches):
+    reply = {"parameters": sum(p.numel() for p in model.parameters())}
+    print(json.dumps(reply), flush=True)
+    for line in sys.stdin:
+        command = json.loads(line)
+        if "quit" in command:
+            print(json.dumps({"peak_rss_mb": peak_rss_mb()}), flush=True)
+            return
+        batch = batches[command["batch"]]
+        objective.chunks = ChunkChoice((command["chunk"],), (command["left"],))
         start = time.perf_counter()
-        info = objective(model, batch, 10_000, True)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
+            info = objective(model, batch, 10_000, True)
         optimizer.zero_grad()
         (info.loss / info.frames).backward()
         optimizer.step()
-        if i >= 2:
-            elapsed += time.perf_counter() - start
-            audio += sum(c.duration for c in batch["supervisions"]["cut"])
-    return audio / elapsed
+        print(json.dumps({"seconds": time.perf_counter() - start}), flush=True)
+
+
+class Worker:
+    def __init__(self, code_root: Path, preset: str, causal: bool, batches_file: Path,
+                 lang_dir: Path, threads: int, bf16: bool = False) -> None:
+        command = [sys.executable, str(Path(__file__).resolve()), "--worker",
+                   "--code-root", str(code_root), "--presets", preset,
+                   "--batches-file", str(batches_file), "--lang-dir", str(lang_dir),
+                   "--threads", str(threads)] + (["--causal"] if causal else []) + (
+                       ["--bf16"] if bf16 else [])
+        env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        text=True, env=env)
+        self.parameters = self._read()["parameters"]
+        self.seconds = 0.0
+
+    def _read(self) -> dict:
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"worker {self.process.args} died (exit {self.process.wait()})")
+        return json.loads(line)
+
+    def step(self, batch: int, chunk: int, left: int) -> float:
+        self.process.stdin.write(json.dumps({"batch": batch, "chunk": chunk,
+                                             "left": left}) + "\n")
+        self.process.stdin.flush()
+        return self._read()["seconds"]
+
+    def close(self) -> float:
+        self.process.stdin.write(json.dumps({"quit": True}) + "\n")
+        self.process.stdin.flush()
+        peak = self._read()["peak_rss_mb"]
+        self.process.wait()
+        return peak
+
+
+# ------------------------------------------------------------------------------ parent
+def draw_batches(recipe_dir: Path, lang_dir: Path, count: int, max_duration: float,
+                 path: Path) -> list:
+    """Saves ``count`` training batches (only what the objective reads) to ``path``;
+    returns the seconds of audio of each."""
+    import torch
+
+    from icefall_kd.data.datamodule import AsrDataModule, DataConfig
+
+    data = AsrDataModule(DataConfig(manifest_dir=recipe_dir / "data/fbank",
+                                    max_duration=max_duration, num_workers=0))
+    loader = data.train_dataloader(data.cuts("train-clean-100"))
+    batches, durations = [], []
+    for _, batch in zip(range(count), loader):
+        sup = batch["supervisions"]
+        batches.append({"inputs": batch["inputs"],
+                        "supervisions": {"num_frames": sup["num_frames"],
+                                         "text": list(sup["text"])}})
+        durations.append(sum(c.duration for c in sup["cut"]))
+    torch.save(batches, path)
+    return durations
+
+
+def run_model(revisions: dict, preset: str, causal: bool, durations: list, schedule: list,
+              batches_file: Path, lang_dir: Path, threads: int, bf16: bool) -> dict:
+    """Trains one model per revision on the same steps, alternating. -> {revision: stats}"""
+    workers = {name: Worker(root, preset, causal, batches_file, lang_dir, threads,
+                            bf16 and name == "current")
+               for name, root in revisions.items()}
+    names = list(workers)
+    for i, (chunk, left) in enumerate(schedule):
+        order = names if i % 2 == 0 else names[::-1]
+        for name in order:
+            seconds = workers[name].step(i, chunk, left)
+            if i >= WARMUP_STEPS:
+                workers[name].seconds += seconds
+    audio = sum(durations[WARMUP_STEPS:])
+    return {name: {"parameters": w.parameters, "audio_per_second": audio / w.seconds,
+                   "seconds": w.seconds, "peak_rss_mb": w.close()}
+            for name, w in workers.items()}
+
+
+def reference_worktree(ref: str, directory: Path) -> Path:
+    subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", "--quiet",
+                    str(directory), ref], check=True)
+    return directory
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=HelpFormatter)
+    sys.path.insert(0, str(REPO))
+    from icefall_kd.utils import HelpFormatter
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("--recipe-dir", type=Path, default=Path("egs/librispeech/ASR"))
-    parser.add_argument("--preset", default="default")
-    parser.add_argument("--lang-dir", default="data/lang_bpe_500")
-    parser.add_argument("--batches", type=int, default=12)
+    parser.add_argument("--presets", nargs="+", default=["default"])
+    parser.add_argument("--lang-dir", type=Path, default=Path("data/lang_bpe_500"),
+                        help="Relative to --recipe-dir")
+    parser.add_argument("--batches", type=int, default=22,
+                        help="Steps per model, the first 2 of them untimed")
+    parser.add_argument("--max-duration", type=float, default=100.0,
+                        help="Seconds of audio per batch")
+    parser.add_argument("--threads", type=int, default=1, help="Torch threads per worker")
+    parser.add_argument("--against", default=None,
+                        help="Git revision to compare with, timed in the same run")
+    parser.add_argument("--bf16", action="store_true",
+                        help="Run the current code under bf16 autocast (the reference in fp32)")
+    parser.add_argument("--seed", type=int, default=0, help="Seed of the chunk draws")
     parser.add_argument("--output", type=Path, default=None)
+    # Worker-only options (the parent starts workers with them).
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--code-root", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--batches-file", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--causal", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    output = args.output.resolve() if args.output else None
-    os.chdir(args.recipe_dir)
-    sp = load_bpe(Path(args.lang_dir))
-    data = AsrDataModule(DataConfig(manifest_dir=Path("data/fbank"), max_duration=200,
-                                    num_workers=0))
-    loader = data.train_dataloader(data.cuts("train-clean-100"))
-    batches = [b for _, b in zip(range(args.batches), loader)]
-    rows = ["| model | parameters | s audio / s | relative to teacher |", "|---|---:|---:|---:|"]
-    results = {}
-    for name, causal, chunks in (
-        ("teacher (full context)", False, ChunkChoice()),
-        ("streaming (dynamic chunks)", True, ChunkChoice((8, 16, 32, -1), (16, 32, 64, -1))),
-    ):
-        torch.manual_seed(0)
-        model = build_transducer(args.preset, sp.get_piece_size(), causal)
-        results[name] = measure(model, TransducerObjective(sp, chunks), batches)
-        params = sum(p.numel() for p in model.parameters()) / 1e6
-        rows.append(f"| {name} | {params:.2f} M | {results[name]:.0f} | "
-                    f"{results[name] / results['teacher (full context)']:.2f} |")
-    peak_mb = peak_rss_mb()
-    text = (f"Preset `{args.preset}`, {args.batches - 2} timed steps of up to 200 s of audio, "
-            f"{torch.get_num_threads()} threads, peak RSS {peak_mb:.0f} MB.\n\n"
-            + "\n".join(rows) + "\n")
-    publish_report(text, output)
+    if args.worker:
+        args.preset = args.presets[0]
+        return worker(args)
+
+    from icefall_kd.utils import publish_report
+
+    recipe_dir = args.recipe_dir.resolve()
+    lang_dir = recipe_dir / args.lang_dir
+    rng = random.Random(args.seed)
+    chunk_sizes, left_contexts = TRAIN_CHUNKS
+    streaming_schedule = []
+    for _ in range(args.batches):  # as ChunkChoice.sample draws them in training
+        chunk = rng.choice(chunk_sizes)
+        streaming_schedule.append((chunk, rng.choice(left_contexts) if chunk > 0 else -1))
+    with tempfile.TemporaryDirectory(prefix="bench_training_") as tmp:
+        tmp = Path(tmp)
+        batches_file = tmp / "batches.pt"
+        durations = draw_batches(recipe_dir, lang_dir, args.batches, args.max_duration,
+                                 batches_file)
+        revisions = {}
+        if args.against:
+            revisions[args.against] = reference_worktree(args.against, tmp / "reference")
+        revisions["current"] = REPO
+        try:
+            sections = []
+            for preset in args.presets:
+                rows = ["| model | code | parameters | s audio / s | speed-up | peak RSS MB |",
+                        "|---|---|---:|---:|---:|---:|"]
+                for name, causal in MODELS:
+                    schedule = streaming_schedule if causal else [(-1, -1)] * args.batches
+                    stats = run_model(revisions, preset, causal, durations, schedule,
+                                      batches_file, lang_dir, args.threads, args.bf16)
+                    base = stats[next(iter(stats))]["audio_per_second"]
+                    for rev, s in stats.items():
+                        rows.append(f"| {name} | {rev} | {s['parameters'] / 1e6:.2f} M | "
+                                    f"{s['audio_per_second']:.0f} | "
+                                    f"{s['audio_per_second'] / base:.2f}x | "
+                                    f"{s['peak_rss_mb']:.0f} |")
+                    print(rows[-1], flush=True)
+                sections.append(f"Preset `{preset}`:\n\n" + "\n".join(rows) + "\n")
+        finally:
+            if args.against:
+                subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force",
+                                str(tmp / "reference")], check=False)
+    draws = ", ".join(f"{c}/{l}" for c, l in streaming_schedule[WARMUP_STEPS:])
+    current = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+                             capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--", "icefall_kd"],
+                           capture_output=True, text=True).stdout.strip()
+    text = (f"`current` is {current}{' plus uncommitted changes' if dirty else ''}"
+            f"{', speed-up relative to ' + args.against if args.against else ''}"
+            f"{', current code in bf16 autocast' if args.bf16 else ''}. "
+            f"{args.batches - WARMUP_STEPS} timed steps per model (after {WARMUP_STEPS} "
+            f"warm-up steps) on the same {sum(durations[WARMUP_STEPS:]):.0f} s of audio "
+            f"(batches of up to {args.max_duration:.0f} s), {args.threads} thread(s) per "
+            f"worker, steps alternating between the revisions. Streaming chunk/left "
+            f"context per timed step: {draws}.\n\n" + "\n".join(sections))
+    publish_report(text, args.output.resolve() if args.output else None)
 
 
 if __name__ == "__main__":

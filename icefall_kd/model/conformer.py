@@ -10,6 +10,12 @@ Streaming mode (``causal=True``):
 - convolution: causal depthwise convolution (left padding only).
 Whole-utterance training with these masks ("simulated streaming") and chunk-wise inference
 with cached states compute the same function; the test suite checks that.
+
+Attention cost: a streaming model's whole-utterance pass attends blocked over chunks (each
+chunk's C queries against its own keys and its L left-context keys, O(T x (C + L)) instead of
+O(T^2); :class:`AttentionLayout`), falling back to masked full attention where that is cheaper
+(L = -1, or utterances barely longer than C + L). The full-context teacher attends to all
+frames. Masks and position indices are built once per batch, shared by every layer.
 """
 
 from __future__ import annotations
@@ -59,48 +65,148 @@ class RelativePositionBias(nn.Module):
         self.max_distance = max_distance
         self.table = nn.Parameter(torch.zeros(num_heads, 2 * max_distance + 1))
 
-    def forward(self, query_pos: torch.Tensor, key_pos: torch.Tensor) -> torch.Tensor:
-        """query_pos: (Tq,), key_pos: (Tk,) -> (H, Tq, Tk)."""
-        distance = (key_pos.unsqueeze(0) - query_pos.unsqueeze(1)).clamp(
+    def index(self, query_pos: torch.Tensor, key_pos: torch.Tensor) -> torch.Tensor:
+        """query_pos: (..., Tq), key_pos: (..., Tk) -> (..., Tq, Tk) int64 columns of the
+        table (the same for every layer: built once per batch)."""
+        distance = (key_pos.unsqueeze(-2) - query_pos.unsqueeze(-1)).clamp(
             -self.max_distance, self.max_distance
         )
-        return self.table[:, distance + self.max_distance]
+        return distance + self.max_distance
+
+    def forward(self, query_pos: torch.Tensor, key_pos: torch.Tensor) -> torch.Tensor:
+        """query_pos: (Tq,), key_pos: (Tk,) -> (H, Tq, Tk)."""
+        return self.table[:, self.index(query_pos, key_pos)]
+
+
+@dataclass
+class AttentionLayout:
+    """How a whole-utterance pass attends, built once per batch and shared by all layers.
+
+    Full (``chunk_size`` = 0): queries (N, T) against keys (N, T); ``mask`` (N, 1, Tq', T)
+    bool, True = masked, with Tq' = 1 (key padding only) or T (chunk mask);
+    ``bias_index`` (T, T).
+    Blocked (``chunk_size`` = C > 0, ``left_context`` = L >= 0): the frames are padded to
+    nC * C; chunk c's C queries attend to the W = L + C keys of frames [c*C - L, (c+1)*C);
+    ``mask`` (N, nC, 1, 1, W) (frames before 0 or past the utterance's end) and
+    ``bias_index`` (C, W), the same for every chunk since bias depends on distance only;
+    ``window_index`` (nC * W,) the frame each key slot reads, clamped into [0, T) (the
+    slots outside are masked, so any frame will do, and no padded copy of K and V is made).
+    """
+
+    mask: torch.Tensor
+    bias_index: torch.Tensor
+    chunk_size: int = 0
+    left_context: int = 0
+    window_index: Optional[torch.Tensor] = None  # blocked: (nC * W,) frame of each key slot
+
+    @staticmethod
+    def build(lengths: torch.Tensor, num_frames: int, chunk_size: int, left_context: int,
+              position_bias: RelativePositionBias) -> "AttentionLayout":
+        """lengths: (N,) valid frames; ``chunk_size`` <= 0: full context."""
+        device = lengths.device
+        positions = torch.arange(num_frames, device=device)
+        key_padding = (positions.unsqueeze(0) >= lengths.unsqueeze(1))  # (N, T)
+        num_chunks = -(-num_frames // chunk_size) if chunk_size > 0 else 1
+        window = chunk_size + left_context
+        # Blocked costs nC * C * W score entries against T * T for masked full attention;
+        # both compute the same function, so this is a choice of speed only.
+        if chunk_size > 0 and left_context >= 0 and num_chunks * chunk_size * window < (
+                num_frames * num_frames):
+            chunk_start = torch.arange(num_chunks, device=device) * chunk_size
+            key_pos = (chunk_start - left_context).unsqueeze(1) + torch.arange(
+                window, device=device)  # (nC, W) frame of each key slot
+            mask = (key_pos.unsqueeze(0) < 0) | (
+                key_pos.unsqueeze(0) >= lengths.view(-1, 1, 1))  # (N, nC, W)
+            bias_index = position_bias.index(
+                torch.arange(chunk_size, device=device),
+                torch.arange(window, device=device) - left_context)
+            window_index = key_pos.clamp(0, num_frames - 1).reshape(-1)
+            return AttentionLayout(mask[:, :, None, None, :], bias_index, chunk_size,
+                                   left_context, window_index)
+        mask = key_padding.unsqueeze(1)  # (N, 1, T)
+        chunk_mask = chunk_attention_mask(num_frames, chunk_size, left_context, device)
+        if chunk_mask is not None:
+            mask = mask | chunk_mask.unsqueeze(0)
+        return AttentionLayout(mask.unsqueeze(1), position_bias.index(positions, positions))
+
+
+def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor,
+           mask: torch.Tensor) -> torch.Tensor:
+    """softmax(q k^T / sqrt(d) + bias, masked) v.
+
+    q: (..., Tq, d), k and v: (..., Tk, d); bias broadcastable to (..., Tq, Tk); mask bool,
+    broadcastable, True = masked. Masked scores get the dtype's lowest value, not -inf, so a
+    query with no visible key (padding) gives a finite average instead of NaN. The bias and
+    the mask are applied in place on the scores: no (N, H, T, T) mask is materialised.
+    """
+    scores = torch.matmul(q * (q.shape[-1] ** -0.5), k.transpose(-1, -2))
+    scores = scores.add_(bias).masked_fill_(mask, torch.finfo(scores.dtype).min)
+    return torch.matmul(scores.softmax(dim=-1), v)
 
 
 class SelfAttention(nn.Module):
+    """Multi-head self-attention with a learned relative-position bias and fused Q, K, V
+    projections (``qkv``: rows [query; key; value]). Checkpoints of the earlier layout
+    (``query`` and ``key_value``) are mapped on load."""
+
     def __init__(self, d_model: int, num_heads: int, max_distance: int) -> None:
         super().__init__()
         assert d_model % num_heads == 0
         self.num_heads = num_heads
         self.head_dim = d_model // num_heads
-        self.query = nn.Linear(d_model, d_model)
-        self.key_value = nn.Linear(d_model, 2 * d_model)
+        self.qkv = nn.Linear(d_model, 3 * d_model)
         self.out = nn.Linear(d_model, d_model)
         self.position_bias = RelativePositionBias(num_heads, max_distance)
+        self._register_load_state_dict_pre_hook(_fuse_old_qkv)
 
-    def forward(
-        self,
-        queries: torch.Tensor,
-        keys: torch.Tensor,
-        query_pos: torch.Tensor,
-        key_pos: torch.Tensor,
-        mask: Optional[torch.Tensor],
-    ) -> torch.Tensor:
-        """queries: (N, Tq, D), keys: (N, Tk, D) (layer inputs; projected here);
-        mask: bool, broadcastable to (N, Tq, Tk), True = masked. -> (N, Tq, D)."""
-        n, tq, d = queries.shape
-        tk = keys.shape[1]
-        q = self.query(queries).view(n, tq, self.num_heads, self.head_dim).transpose(1, 2)
-        k, v = self.key_value(keys).chunk(2, dim=-1)
-        k = k.reshape(n, tk, self.num_heads, self.head_dim).transpose(1, 2)
-        v = v.reshape(n, tk, self.num_heads, self.head_dim).transpose(1, 2)
-        bias = self.position_bias(query_pos, key_pos).unsqueeze(0)  # (1, H, Tq, Tk)
-        if mask is not None:
-            bias = bias.masked_fill(mask.unsqueeze(1), float("-inf"))
-        out = nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=bias)
-        # A query whose keys are all masked (only padded frames) gives NaN; zero it.
-        out = torch.nan_to_num(out, nan=0.0)
-        return self.out(out.transpose(1, 2).reshape(n, tq, d))
+    def forward(self, x: torch.Tensor, layout: AttentionLayout) -> torch.Tensor:
+        """Whole utterances: x (N, T, D) -> (N, T, D)."""
+        n, t, d = x.shape
+        h, hd = self.num_heads, self.head_dim
+        qkv = self.qkv(x)  # (N, T, 3D)
+        bias = self.position_bias.table[:, layout.bias_index]
+        c, left = layout.chunk_size, layout.left_context
+        if c == 0:
+            q, k, v = qkv.view(n, t, 3, h, hd).permute(2, 0, 3, 1, 4)  # (N, H, T, hd) each
+            out = attend(q, k, v, bias, layout.mask).transpose(1, 2)  # (N, T, H, hd)
+        else:
+            num_chunks = layout.mask.shape[1]
+            padded = num_chunks * c
+            window = c + left
+            q = nn.functional.pad(qkv[:, :, :d], (0, 0, 0, padded - t))  # (N, nC*C, D)
+            q = q.view(n, num_chunks, c, h, hd).transpose(2, 3)  # (N, nC, H, C, hd)
+            # Each chunk's window of keys and values: (N, nC * W, 2D) -> (N, nC, H, W, hd)
+            windows = qkv[:, :, d:].index_select(1, layout.window_index)
+            k, v = windows.view(n, num_chunks, window, 2, h, hd).permute(3, 0, 1, 4, 2, 5)
+            out = attend(q, k, v, bias, layout.mask)  # (N, nC, H, C, hd)
+            out = out.transpose(2, 3).reshape(n, padded, h, hd)[:, :t]
+        return self.out(out.reshape(n, t, d))
+
+    def streaming_forward(self, x: torch.Tensor, cache: torch.Tensor, bias_index: torch.Tensor,
+                          mask: torch.Tensor) -> torch.Tensor:
+        """One chunk: x (N, C, D) layer inputs of the chunk, cache (N, L, D) those of the L
+        frames before it; bias_index (C, L + C); mask (N, 1, 1, L + C) True = masked.
+        -> (N, C, D). Only the chunk's queries are projected."""
+        n, c, d = x.shape
+        h, hd = self.num_heads, self.head_dim
+        keys = torch.cat([cache, x], dim=1)
+        q = nn.functional.linear(x, self.qkv.weight[:d], self.qkv.bias[:d])
+        kv = nn.functional.linear(keys, self.qkv.weight[d:], self.qkv.bias[d:])
+        q = q.view(n, c, h, hd).transpose(1, 2)
+        k, v = kv.view(n, keys.shape[1], 2, h, hd).permute(2, 0, 3, 1, 4)
+        bias = self.position_bias.table[:, bias_index]
+        out = attend(q, k, v, bias, mask).transpose(1, 2)
+        return self.out(out.reshape(n, c, d))
+
+
+def _fuse_old_qkv(state_dict, prefix, *args) -> None:
+    """Load hook: ``query`` (D, D) and ``key_value`` (2D, D) of checkpoints written before
+    the fused projection -> ``qkv`` (3D, D), rows [query; key; value] as before."""
+    for suffix in ("weight", "bias"):
+        old_q, old_kv = f"{prefix}query.{suffix}", f"{prefix}key_value.{suffix}"
+        if old_q in state_dict and old_kv in state_dict:
+            state_dict[f"{prefix}qkv.{suffix}"] = torch.cat(
+                [state_dict.pop(old_q), state_dict.pop(old_kv)], dim=0)
 
 
 class ConvolutionModule(nn.Module):
@@ -155,6 +261,18 @@ class FeedForward(nn.Module):
         return self.net(x)
 
 
+class Dropout(nn.Dropout):
+    """nn.Dropout with the mask drawn as uniform >= p: the same Bernoulli(1 - p) keep
+    mask, but CPU ``bernoulli_`` took 6% of a training step and ``rand_like`` a tenth of
+    that (the random stream differs from nn.Dropout's, not its distribution)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        keep = torch.rand_like(x) >= self.p
+        return x * (keep.to(x.dtype) * (1.0 / (1.0 - self.p)))
+
+
 class ConformerLayer(nn.Module):
     """Macaron layer: x + FF/2, x + MHSA, x + Conv, x + FF/2, LayerNorm."""
 
@@ -168,39 +286,36 @@ class ConformerLayer(nn.Module):
         self.conv = ConvolutionModule(d, config.conv_kernel, config.causal)
         self.ff2 = FeedForward(d, config.ff_dim)
         self.final_norm = nn.LayerNorm(d)
-        self.dropout = nn.Dropout(config.dropout)
+        self.dropout = Dropout(config.dropout)
 
-    def forward(
-        self,
-        x: torch.Tensor,
-        positions: torch.Tensor,
-        attn_mask: Optional[torch.Tensor],
-        pad_mask: Optional[torch.Tensor],
-        attn_cache: Optional[torch.Tensor] = None,
-        cache_positions: Optional[torch.Tensor] = None,
-        cache_mask: Optional[torch.Tensor] = None,
-        conv_cache: Optional[torch.Tensor] = None,
-    ):
-        """Whole-utterance call: x (N, T, D), positions (T,), attn_mask (N or 1, T, T).
-        Streaming call: also attn_cache (N, L, D) of earlier attention inputs at
-        cache_positions (L,), cache_mask (N, L) True where a cache entry is not valid yet,
-        and conv_cache (N, D, K-1). Returns x and, when streaming, the new caches."""
+    def forward(self, x: torch.Tensor, layout: AttentionLayout,
+                pad_mask: Optional[torch.Tensor]) -> torch.Tensor:
+        """Whole utterances: x (N, T, D), pad_mask (N, T) True at padding -> (N, T, D)."""
+        x = x + 0.5 * self.dropout(self.ff1(x))
+        x = x + self.dropout(self.attn(self.attn_norm(x), layout))
+        conv_out, _ = self.conv(self.conv_norm(x), pad_mask)
+        x = x + self.dropout(conv_out)
+        x = x + 0.5 * self.dropout(self.ff2(x))
+        return self.final_norm(x)
+
+    def streaming_forward(
+        self, x: torch.Tensor, pad_mask: torch.Tensor, attn_cache: torch.Tensor,
+        bias_index: torch.Tensor, attn_mask: torch.Tensor, conv_cache: torch.Tensor,
+    ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One chunk: x (N, C, D), pad_mask (N, C); attn_cache (N, L, D) attention inputs of
+        the L frames before the chunk; bias_index (C, L + C); attn_mask (N, 1, 1, L + C)
+        True where a key is not valid; conv_cache (N, D, K-1).
+        Returns x and the new attention and convolution caches."""
         x = x + 0.5 * self.dropout(self.ff1(x))
         attn_in = self.attn_norm(x)
-        if attn_cache is None:
-            keys, key_pos, mask = attn_in, positions, attn_mask
-        else:
-            keys = torch.cat([attn_cache, attn_in], dim=1)
-            key_pos = torch.cat([cache_positions, positions])
-            mask = torch.cat([cache_mask, pad_mask], dim=1).unsqueeze(1)  # (N, 1, L + C)
-        x = x + self.dropout(self.attn(attn_in, keys, positions, key_pos, mask))
+        x = x + self.dropout(self.attn.streaming_forward(attn_in, attn_cache, bias_index,
+                                                         attn_mask))
         conv_out, new_conv_cache = self.conv(self.conv_norm(x), pad_mask, conv_cache)
         x = x + self.dropout(conv_out)
         x = x + 0.5 * self.dropout(self.ff2(x))
         x = self.final_norm(x)
-        if attn_cache is None:
-            return x
         left = attn_cache.shape[1]
+        keys = torch.cat([attn_cache, attn_in], dim=1)
         new_attn_cache = keys[:, keys.shape[1] - left :] if left > 0 else attn_cache
         return x, new_attn_cache, new_conv_cache
 
@@ -271,15 +386,12 @@ class ConformerEncoder(nn.Module):
             raise ValueError("chunked attention needs a causal (streaming) encoder")
         x, lengths = self.embed(x, x_lens)
         num_frames = x.shape[1]
-        positions = torch.arange(num_frames, device=x.device)
-        pad_mask = positions.unsqueeze(0) >= lengths.unsqueeze(1)  # (N, T)
-        attn_mask = pad_mask.unsqueeze(1)  # (N, 1, T): padded keys
-        chunk_mask = chunk_attention_mask(num_frames, chunk_size, left_context, x.device)
-        if chunk_mask is not None:
-            attn_mask = attn_mask | chunk_mask.unsqueeze(0)
+        pad_mask = torch.arange(num_frames, device=x.device).unsqueeze(0) >= lengths.unsqueeze(1)
+        layout = AttentionLayout.build(lengths, num_frames, chunk_size, left_context,
+                                       self.layers[0].attn.position_bias)
         layer_outputs = []
         for layer in self.layers:
-            x = layer(x, positions, attn_mask, pad_mask)
+            x = layer(x, layout, pad_mask)
             layer_outputs.append(x)
         if return_layers:
             return x, lengths, layer_outputs
@@ -323,13 +435,13 @@ class ConformerEncoder(nn.Module):
         # Positions only enter through differences, so chunk-relative positions suffice.
         cache_positions = torch.arange(-left, 0, device=x.device)
         cache_mask = (cache_positions.unsqueeze(0) + start.unsqueeze(1)) < 0
+        attn_mask = torch.cat([cache_mask, pad_mask], dim=1)[:, None, None, :]  # (N,1,1,L+C)
+        bias_index = self.layers[0].attn.position_bias.index(
+            positions, torch.cat([cache_positions, positions]))
         new_attn, new_conv = [], []
         for i, layer in enumerate(self.layers):
-            x, attn_cache, conv_cache = layer(
-                x, positions, None, pad_mask,
-                attn_cache=state.attn_cache[i], cache_positions=cache_positions,
-                cache_mask=cache_mask, conv_cache=state.conv_cache[i],
-            )
+            x, attn_cache, conv_cache = layer.streaming_forward(
+                x, pad_mask, state.attn_cache[i], bias_index, attn_mask, state.conv_cache[i])
             new_attn.append(attn_cache)
             new_conv.append(conv_cache)
         new_state = StreamingState(

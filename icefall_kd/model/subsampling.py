@@ -47,7 +47,22 @@ class Conv2dSubsampling(nn.Module):
     def forward(self, x: torch.Tensor, x_lens: torch.Tensor):
         """x: (N, T, F); x_lens: (N,) -> ((N, T', d_model), (N,) lengths)."""
         x = (x - self.feature_mean) * self.feature_inv_std
-        x = self.conv(x.unsqueeze(1))  # (N, C, T', F')
+        # Channels-last (N, T, F, C in memory): oneDNN's convolutions run natively in it
+        # and the activations need no layout copies; ReLU in place. (self.conv keeps the
+        # checkpoints' parameter names; its ReLU modules hold no state.)
+        # clone(memory_format=...), not contiguous(): with one channel a tensor counts as
+        # contiguous in both formats and would keep NCHW strides, making oneDNN pick NCHW.
+        x = x.unsqueeze(1).clone(memory_format=torch.channels_last)
+        for conv in (self.conv[0], self.conv[2]):
+            # Weights channels-last too, or the backward copies the input to NCHW.
+            weight = conv.weight.clone(memory_format=torch.channels_last)
+            x = torch.relu_(nn.functional.conv2d(x, weight, conv.bias, stride=2))
+        # x: (N, C, T', F'), channels-last
         n, c, t, f = x.shape
-        x = self.out(x.transpose(1, 2).reshape(n, t, c * f))
+        # The output layer's inputs are (channel, freq) pairs in channel-major order (the
+        # parameter's layout); reorder its weight to (freq, channel), the order in memory,
+        # instead of copying the activation.
+        weight = self.out.weight.view(-1, c, f).transpose(1, 2).reshape(-1, f * c)
+        x = nn.functional.linear(x.permute(0, 2, 3, 1).reshape(n, t, f * c), weight,
+                                 self.out.bias)
         return x, frames_after_subsampling(x_lens)
