@@ -121,7 +121,7 @@ def draw_batches(recipe_dir: Path, lang_dir: Path, count: int, max_duration: flo
 
     from icefall_kd.data.datamodule import AsrDataModule, DataConfig
 
-    data = AsrDataModule(DataConfig(manifest_dir=recipe_dir / "data/fbank",
+    data = AsrDataModule(DataConfig(manifest_dir=Path("data/fbank"),
                                     max_duration=max_duration, num_workers=0))
     loader = data.train_dataloader(data.cuts("train-clean-100"))
     batches, durations = [], []
@@ -161,8 +161,10 @@ def reference_worktree(ref: str, directory: Path) -> Path:
 
 
 def main() -> None:
-    sys.path.insert(0, str(REPO))
-    from icefall_kd.utils import HelpFormatter
+    # No icefall_kd import before the worker check: a worker imports its own revision's.
+    class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter,
+                        argparse.RawDescriptionHelpFormatter):
+        pass
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("--recipe-dir", type=Path, default=Path("egs/librispeech/ASR"))
@@ -190,10 +192,13 @@ def main() -> None:
         args.preset = args.presets[0]
         return worker(args)
 
+    sys.path.insert(0, str(REPO))
     from icefall_kd.utils import publish_report
 
+    output = args.output.resolve() if args.output else None
     recipe_dir = args.recipe_dir.resolve()
     lang_dir = recipe_dir / args.lang_dir
+    os.chdir(recipe_dir)  # the manifests name feature files relative to it
     rng = random.Random(args.seed)
     chunk_sizes, left_contexts = TRAIN_CHUNKS
     streaming_schedule = []
@@ -243,7 +248,7 @@ def main() -> None:
             f"(batches of up to {args.max_duration:.0f} s), {args.threads} thread(s) per "
             f"worker, steps alternating between the revisions. Streaming chunk/left "
             f"context per timed step: {draws}.\n\n" + "\n".join(sections))
-    publish_report(text, args.output.resolve() if args.output else None)
+    publish_report(text, output)
 
 
 if __name__ == "__main__":
