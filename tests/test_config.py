@@ -96,3 +96,12 @@ def test_the_stage_scripts_defaults_are_the_method():
     config = DistillConfig.from_args(args)
     assert (config.hidden_kd_scale, args.hidden_kd_projection) == (0.3, "fitted")
     assert config.output_kd_scale == 0 and args.init_from == "transducer_streaming/exp"
+
+
+def test_the_old_spelling_of_per_token_kd_in_results_commands_still_parses():
+    from icefall_kd.recipes.train_distill import build_distill_parser, with_current_flags
+
+    argv = with_current_flags(["--exp-dir", "e", "--teacher-epoch", "1", "--kd-nodes", "token"])
+    config = DistillConfig.from_args(build_distill_parser("", "stage2").parse_args(argv))
+    assert config.output_kd == "token" and config.kd_nodes == "pruned"
+    assert with_current_flags(["--kd-nodes", "full"]) == ["--kd-nodes", "full"]  # control

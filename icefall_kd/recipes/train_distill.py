@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from pathlib import Path
-from typing import Dict, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 from icefall_kd.data.datamodule import AsrDataModule, DataConfig
 from icefall_kd.data.fbank import feature_statistics
@@ -114,7 +115,19 @@ def build_distill_parser(description: str, stage: str) -> argparse.ArgumentParse
     return parser
 
 
+def with_current_flags(argv: Sequence[str]) -> List[str]:
+    """``--kd-nodes token``, the spelling before ``--output-kd token`` (the commands listed in
+    RESULTS.md use it), as the current flag."""
+    argv = list(argv)
+    for i in range(len(argv) - 1):
+        if argv[i] == "--kd-nodes" and argv[i + 1] == "token":
+            logging.warning("--kd-nodes token is now --output-kd token")
+            argv[i], argv[i + 1] = "--output-kd", "token"
+    return argv
+
+
 def main(description: str, stage: str, argv: Optional[Sequence[str]] = None) -> None:
+    argv = with_current_flags(sys.argv[1:] if argv is None else argv)
     args = build_distill_parser(description, stage).parse_args(argv)
     dist = start_run(args)
     sp = load_bpe(args.lang_dir)
