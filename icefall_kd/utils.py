@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gzip
+import io
+import json
 import logging
 import os
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Any, Iterator, Optional
 
 
 @contextlib.contextmanager
@@ -27,6 +30,25 @@ def atomic_output(path: Path) -> Iterator[Path]:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def write_manifest(manifest: Any, path: Path) -> None:
+    """Writes a lhotse manifest (anything with ``to_dicts()``) as JSON lines, atomically.
+
+    ``.gz`` output carries no time or file name in its header (lhotse's writer stores the
+    time), so the same manifest always gives the same bytes: a redone stage can be checked
+    against a clean run with ``cmp``.
+    """
+    path = Path(path)
+    with atomic_output(path) as tmp:
+        with open(tmp, "wb") as raw:
+            if path.suffix == ".gz":
+                stream = gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0)
+            else:
+                stream = raw
+            with io.TextIOWrapper(stream, encoding="utf-8") as text:
+                for item in manifest.to_dicts():
+                    print(json.dumps(item, ensure_ascii=False), file=text)
 
 
 def setup_logging(verbose: bool = False) -> None:

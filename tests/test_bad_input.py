@@ -170,13 +170,13 @@ def test_interrupted_write_leaves_no_manifest_and_rerun_gives_same_result(
     corpus, tmp_path, monkeypatch
 ):
     out = tmp_path / "manifests"
-    real_to_file = librispeech.RecordingSet.to_file
+    real_to_dicts = librispeech.RecordingSet.to_dicts
 
-    def crash(self, path):
-        real_to_file(self, path)  # the temporary file is fully written ...
+    def crash(self):
+        yield from real_to_dicts(self)  # the temporary file is fully written ...
         raise KeyboardInterrupt  # ... and then the job is killed before the rename
 
-    monkeypatch.setattr(librispeech.RecordingSet, "to_file", crash)
+    monkeypatch.setattr(librispeech.RecordingSet, "to_dicts", crash)
     with pytest.raises(KeyboardInterrupt):
         prepare_librispeech_part(corpus, PART, out)
     assert not (out / f"librispeech_recordings_{PART}.jsonl.gz").exists()

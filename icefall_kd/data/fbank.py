@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from lhotse import CutSet, Fbank, FbankConfig, LilcomChunkyWriter, load_manifest_lazy
 
-from icefall_kd.utils import atomic_output
+from icefall_kd.utils import write_manifest
 
 FEATURE_DIM = 80
 SAMPLE_RATE = 16000
@@ -106,8 +106,7 @@ def compute_fbank_for_part(
         num_jobs=num_jobs if num_jobs > 1 else None,
         storage_type=LilcomChunkyWriter,
     )
-    with atomic_output(output_cuts_path) as tmp:
-        cuts.to_file(tmp)
+    write_manifest(cuts, output_cuts_path)
     logging.info(f"wrote {len(cuts)} cuts with features to {output_cuts_path}")
 
 

@@ -25,7 +25,7 @@ import soundfile as sf
 from lhotse import RecordingSet, SupervisionSet, fix_manifests, validate_recordings_and_supervisions
 from lhotse.recipes.librispeech import parse_alignments, parse_utterance
 
-from icefall_kd.utils import atomic_output
+from icefall_kd.utils import atomic_output, write_manifest
 
 _UTTERANCE_ID = re.compile(r"^\d+-\d+-\d+$")
 _TRANSCRIPT = re.compile(r"^[A-Z']+( [A-Z']+)*$")
@@ -183,8 +183,7 @@ def prepare_librispeech_part(
     with atomic_output(rejected) as tmp:
         tmp.write_text("".join(f"{w}\t{m}\n" for w, m in report.problems))
     for kind, manifest in (("supervisions", supervision_set), ("recordings", recording_set)):
-        with atomic_output(output_dir / f"librispeech_{kind}_{part}.jsonl.gz") as tmp:
-            manifest.to_file(tmp)
+        write_manifest(manifest, output_dir / f"librispeech_{kind}_{part}.jsonl.gz")
     logging.info(
         f"{part}: {report.accepted} utterances, {len(report.problems)} left out "
         f"(listed in {rejected}), {report.resampled} to be resampled to 16 kHz"

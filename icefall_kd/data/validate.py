@@ -5,6 +5,7 @@ Every message names the cut and says what is wrong with it.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import List
 
@@ -67,3 +68,34 @@ def validate_cuts_manifest(path: Path, expect_features: bool = True) -> int:
         shown = "\n".join(bad[:20]) + (f"\n  ... and {len(bad) - 20} more" if len(bad) > 20 else "")
         raise ValueError(f"{path}: {len(bad)} problem(s):\n{shown}")
     return count
+
+
+_SPEED_SUFFIX = re.compile(r"_sp[0-9.]+$")
+
+
+def check_cuts_match_supervisions(cuts_path: Path, supervisions_path: Path) -> None:
+    """Raises ValueError, naming both files, unless the cuts hold exactly the utterances of
+    the supervision manifest (speed-perturbed copies, ``<id>_sp0.9``, count as their source)
+    with the same text: features older than their manifests are caught here."""
+    if not Path(supervisions_path).is_file():
+        raise ValueError(f"{supervisions_path} not found: the manifest stage of prepare.sh "
+                         f"writes it, and {cuts_path} was made from it")
+    expected = {s.id: s.text for s in load_manifest_lazy(supervisions_path)}
+    found = {}
+    for cut in load_manifest_lazy(cuts_path):
+        for sup in cut.supervisions:
+            found[_SPEED_SUFFIX.sub("", sup.id)] = sup.text
+    missing = sorted(set(expected) - set(found))
+    extra = sorted(set(found) - set(expected))
+    changed = sorted(i for i in set(expected) & set(found) if expected[i] != found[i])
+    if not (missing or extra or changed):
+        return
+    problems = [f"{len(what)} {label}, e.g. {what[0]}" for what, label in (
+        (missing, "utterance(s) of the manifest missing from the cuts"),
+        (extra, "utterance(s) in the cuts that the manifest no longer has"),
+        (changed, "utterance(s) whose text differs")) if what]
+    raise ValueError(
+        f"{cuts_path} does not match {supervisions_path}: {'; '.join(problems)}. The features "
+        "are older than the manifests: rerun ./prepare.sh, which redoes the fbank stage for "
+        "parts whose manifests changed (or delete the cuts file and data/.fbank.done)"
+    )

@@ -23,7 +23,7 @@ from icefall_kd.streaming.forced_alignment import (
     word_start_times,
 )
 from icefall_kd.streaming.latency import LatencySummary, reference_word_starts
-from icefall_kd.utils import HelpFormatter, atomic_output, setup_logging
+from icefall_kd.utils import HelpFormatter, setup_logging, write_manifest
 
 ALIGNMENT_KEY = "word_teacher"
 
@@ -90,8 +90,7 @@ def main(description: str = "", argv: Optional[Sequence[str]] = None) -> None:
     for part in args.parts.split():
         path = args.manifest_dir / f"librispeech_cuts_{part}.jsonl.gz"
         cuts = align_cuts(model, load_manifest(path), sp)
-        with atomic_output(path) as tmp:
-            cuts.to_file(tmp)
+        write_manifest(cuts, path)
         error = aligner_error(cuts)
         if error is not None:
             with open(args.exp_dir / f"aligner-error-{part}.json", "w") as f:

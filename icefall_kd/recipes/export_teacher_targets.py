@@ -16,7 +16,7 @@ from icefall_kd.data.datamodule import AsrDataModule, DataConfig
 from icefall_kd.distill.teacher import FrozenTeacher, export_teacher_targets
 from icefall_kd.recipes.common import add_checkpoint_arguments, load_checked_transducer
 from icefall_kd.training.transducer_objective import parse_int_list
-from icefall_kd.utils import HelpFormatter, atomic_output, setup_logging
+from icefall_kd.utils import HelpFormatter, setup_logging, write_manifest
 
 
 def build_parser(description: str) -> argparse.ArgumentParser:
@@ -54,6 +54,5 @@ def main(description: str = "", argv: Optional[Sequence[str]] = None) -> None:
         out = args.output_dir / f"librispeech_cuts_{part}.jsonl.gz"
         exported = list(export_teacher_targets(teacher, loader, layers,
                                                args.output_dir / f"arrays_{part}", args.dtype))
-        with atomic_output(out) as tmp:
-            CutSet.from_cuts(exported).to_file(tmp)
+        write_manifest(CutSet.from_cuts(exported), out)
         logging.info(f"{part}: teacher layers {layers} of {len(exported)} cuts -> {out}")

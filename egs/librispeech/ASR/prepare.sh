@@ -27,7 +27,11 @@
 #   2  80-dim fbank, lilcom -> data/fbank/librispeech_cuts_<part>.jsonl.gz
 #   3  sentencepiece BPE    -> data/lang_bpe_<V>/{bpe.model,tokens.txt,...}
 #   4  validate the cut manifests
-# Each stage writes data/.<stage>.done; delete it (or data/) to redo that stage.
+# Stages 1-4 record in their .done stamp (data/.manifests.done, data/.fbank.done,
+# data/lang_bpe_<V>/.done, data/.validate.done) what each part or vocabulary read, and a rerun
+# redoes exactly those whose inputs or options changed: fix or add an audio file and rerun, and
+# its part's manifests, features, the BPE models (for a train part) and validation are redone.
+# Delete a stamp (or data/) to redo its whole stage.
 set -eou pipefail
 
 corpus=""
@@ -111,49 +115,79 @@ if [ $stage -le 0 ] && [ $stop_stage -ge 0 ] && [ ! -f data/.corpus.done ]; then
   touch data/.corpus.done
 fi
 
-if [ $stage -le 1 ] && [ $stop_stage -ge 1 ] && [ ! -f data/.manifests.done ]; then
-  begin_stage 1 "lhotse manifests"
-  ./local/prepare_manifests.py --corpus-dir "$dl_dir/LibriSpeech" --parts "$parts" \
-    --output-dir data/manifests --on-bad-input "$on_bad_input"
-  end_stage manifests
-  touch data/.manifests.done
+# Stages 1-4 record what each of their units (a part, a vocabulary) read in their .done stamp
+# (local/stage_stamp.py) and redo exactly the units whose inputs or options changed since, so a
+# fixed input file, or a manifest that changed upstream, is never left behind by a rerun.
+stamp() { ./local/stage_stamp.py "$@"; }
+audio_dir() { echo "$dl_dir/LibriSpeech/$1"; }
+manifest() { echo "data/manifests/librispeech_$1_$2.jsonl.gz"; }
+cuts() { echo "data/fbank/librispeech_cuts_$1.jsonl.gz"; }
+perturb_for() { case "$1" in train*) echo "$perturb_speed" ;; *) echo false ;; esac; }
+
+if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
+  units=()
+  for part in $parts; do units+=(--unit "$part" "on-bad-input=$on_bad_input" "$(audio_dir "$part")"); done
+  stale=$(stamp stale data/.manifests.done "${units[@]}")
+  if [ -n "$stale" ]; then
+    begin_stage 1 "lhotse manifests: $stale"
+    ./local/prepare_manifests.py --corpus-dir "$dl_dir/LibriSpeech" --parts "$stale" \
+      --output-dir data/manifests --on-bad-input "$on_bad_input"
+    stamp record data/.manifests.done "${units[@]}"
+    end_stage manifests
+  fi
 fi
 
-if [ $stage -le 2 ] && [ $stop_stage -ge 2 ] && [ ! -f data/.fbank.done ]; then
-  begin_stage 2 "fbank features"
-  for part in $parts; do
-    perturb=false
-    case "$part" in train*) perturb=$perturb_speed ;; esac
-    if [ ! -f "data/fbank/librispeech_cuts_$part.jsonl.gz" ]; then
+# The audio folder is an input of the fbank stage too: a file replaced by one of the same
+# length leaves the manifests as they were, but not the features.
+fbank_unit() {
+  echo --unit "$1" "perturb-speed=$(perturb_for "$1")" "$(manifest recordings "$1")" \
+    "$(manifest supervisions "$1")" "$(audio_dir "$1")"
+}
+if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
+  units=()
+  for part in $parts; do read -ra unit <<< "$(fbank_unit "$part")"; units+=("${unit[@]}"); done
+  stale=$(stamp stale data/.fbank.done "${units[@]}")
+  if [ -n "$stale" ]; then
+    begin_stage 2 "fbank features: $stale"
+    for part in $stale; do
+      rm -rf "$(cuts "$part")" "data/fbank/feats_$part" "data/fbank/feats_$part.lca"
       ./local/compute_fbank.py --manifest-dir data/manifests --output-dir data/fbank \
-        --parts "$part" --perturb-speed "$perturb" --num-jobs "$nj"
-    fi
-  done
-  end_stage fbank
-  touch data/.fbank.done
+        --parts "$part" --perturb-speed "$(perturb_for "$part")" --num-jobs "$nj"
+      read -ra unit <<< "$(fbank_unit "$part")"
+      stamp record data/.fbank.done "${unit[@]}"  # per part: an interrupted stage resumes
+    done
+    end_stage fbank
+  fi
 fi
 
 if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
+  sups=()
+  for part in $train_parts; do sups+=("$(manifest supervisions "$part")"); done
   for vocab_size in "${vocab_sizes[@]}"; do
     lang_dir=data/lang_bpe_$vocab_size
-    if [ ! -f "$lang_dir/.done" ]; then
-      begin_stage 3 "BPE model, vocabulary $vocab_size -> $lang_dir"
-      sups=()
-      for part in $train_parts; do sups+=("data/manifests/librispeech_supervisions_$part.jsonl.gz"); done
-      ./local/train_bpe_model.py --supervisions "${sups[@]}" --lang-dir "$lang_dir" --vocab-size "$vocab_size"
-      end_stage "bpe_$vocab_size"
-      touch "$lang_dir/.done"
-    fi
+    unit=(--unit "bpe_$vocab_size" "vocab-size=$vocab_size" "${sups[@]}")
+    stale=$(stamp stale "$lang_dir/.done" "${unit[@]}")
+    [ -n "$stale" ] || continue
+    begin_stage 3 "BPE model, vocabulary $vocab_size -> $lang_dir"
+    ./local/train_bpe_model.py --supervisions "${sups[@]}" --lang-dir "$lang_dir" --vocab-size "$vocab_size"
+    stamp record "$lang_dir/.done" "${unit[@]}"
+    end_stage "bpe_$vocab_size"
   done
 fi
 
-if [ $stage -le 4 ] && [ $stop_stage -ge 4 ] && [ ! -f data/.validate.done ]; then
-  begin_stage 4 "validate cut manifests"
-  manifests=()
-  for part in $parts; do manifests+=("data/fbank/librispeech_cuts_$part.jsonl.gz"); done
-  ./local/validate_manifest.py "${manifests[@]}"
-  end_stage validate
-  touch data/.validate.done
+if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
+  inputs=()
+  for part in $parts; do inputs+=("$(cuts "$part")" "$(manifest supervisions "$part")"); done
+  unit=(--unit cuts "parts=${parts// /,}" "${inputs[@]}")
+  stale=$(stamp stale data/.validate.done "${unit[@]}")
+  if [ -n "$stale" ]; then
+    begin_stage 4 "validate cut manifests, and each against its supervision manifest"
+    manifests=()
+    for part in $parts; do manifests+=("$(cuts "$part")"); done
+    ./local/validate_manifest.py --supervisions-dir data/manifests "${manifests[@]}"
+    stamp record data/.validate.done "${unit[@]}"
+    end_stage validate
+  fi
 fi
 
 log "Data preparation done: data/manifests, data/fbank, data/lang_bpe_{${vocab_sizes[*]}}"
