@@ -8,6 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import onnx
+import torch
+
+from icefall_kd.data.vocabulary import ONNX_METADATA_KEY, Vocabulary, vocabulary_of_lang_dir
+
 
 def test_run_sh_tiny_profile_writes_results(prepared_tiny):
     env = dict(os.environ, ICEFALL_KD_SKIP_INSTALL="1",
@@ -66,3 +71,14 @@ def test_run_sh_tiny_profile_writes_results(prepared_tiny):
     sherpa = results.split("## sherpa-onnx")[1].split("## Run time")[0]
     assert sherpa.count("| kd_stage2_output/exp | fp32 |") == 2, sherpa  # test-clean, test-other
     assert sherpa.count("| transducer_teacher/exp | int8 |") == 2, sherpa
+    # Every model is bound to the vocabulary it was trained with (issue 18): checkpoints
+    # record it, the exported encoder carries it in its metadata.
+    lang = vocabulary_of_lang_dir(prepared_tiny / "data" / "lang_bpe_200")
+    for exp in ("transducer_teacher/exp", "kd_stage2_output/exp"):
+        saved = torch.load(prepared_tiny / exp / "epoch-1.pt", weights_only=False)["vocabulary"]
+        assert Vocabulary.from_dict(saved).same_as(lang), exp
+    encoders = sorted((prepared_tiny / "kd_stage2_output" / "exp").glob("encoder-*.onnx"))
+    assert encoders
+    for encoder in encoders:
+        metadata = {p.key: p.value for p in onnx.load(str(encoder)).metadata_props}
+        assert metadata[ONNX_METADATA_KEY] == lang.to_metadata(), encoder

@@ -218,13 +218,15 @@ def export_streaming_onnx(model: Transducer, out_dir: Path, suffix: str, chunk_s
 
 
 def export_offline_onnx(model: Transducer, out_dir: Path, suffix: str, tokens: Path,
-                        quantize: bool = True) -> Dict[str, TransducerFiles]:
-    """Full-context model for sherpa-onnx's OfflineRecognizer -> {"fp32": .., "int8": ..}."""
+                        quantize: bool = True, extra_metadata: Optional[Mapping[str, str]] = None
+                        ) -> Dict[str, TransducerFiles]:
+    """Full-context model for sherpa-onnx's OfflineRecognizer -> {"fp32": .., "int8": ..};
+    ``extra_metadata`` is added to the encoder's metadata."""
     model = model.eval()
     if model.causal:
         logging.warning("exporting a streaming (causal) model for full-context decoding")
     encoder = OfflineEncoderForSherpa(model)
-    metadata = offline_encoder_metadata(model)
+    metadata = {**offline_encoder_metadata(model), **(extra_metadata or {})}
     validate_metadata(metadata, OFFLINE_ENCODER)
     validate_metadata(decoder_metadata(model), DECODER)
     validate_tokens(tokens, model.config.vocab_size)

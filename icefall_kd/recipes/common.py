@@ -6,13 +6,14 @@ import argparse
 import datetime
 import logging
 from pathlib import Path
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 import sentencepiece as spm
 
 from icefall_kd.decoding.wer import write_error_stats, write_recogs
 from icefall_kd.model.transducer import PRESETS, Transducer, build_transducer
-from icefall_kd.training.checkpoint import CheckpointError, load_transducer
+from icefall_kd.data.vocabulary import VocabularyMismatch, check_vocabulary, vocabulary_of_lang_dir
+from icefall_kd.training.checkpoint import CheckpointError, load_transducer_and_vocabulary
 from icefall_kd.utils import str2bool
 
 
@@ -67,19 +68,28 @@ def add_search_arguments(parser: argparse.ArgumentParser, res_dir_default: str) 
 
 
 def load_checked_transducer(exp_dir: Path, epoch: int, avg: int,
-                            use_averaged_model: bool = True) -> Transducer:
+                            use_averaged_model: bool = True,
+                            lang_dir: Optional[Path] = None) -> Transducer:
     """:func:`load_transducer`, with a missing, damaged or unfit checkpoint reported as a
-    one-line message naming the file (no traceback)."""
+    one-line message naming the file (no traceback). With ``lang_dir``, also refuses a
+    vocabulary other than the one the model was trained with (see
+    :mod:`icefall_kd.data.vocabulary`)."""
     try:
-        return load_transducer(exp_dir, epoch, avg, use_averaged_model)
-    except (FileNotFoundError, CheckpointError) as error:
+        model, vocabulary, path = load_transducer_and_vocabulary(exp_dir, epoch, avg,
+                                                                 use_averaged_model)
+        if lang_dir is not None:
+            check_vocabulary(vocabulary, str(path), vocabulary_of_lang_dir(lang_dir),
+                             model.config.vocab_size)
+    except (FileNotFoundError, CheckpointError, VocabularyMismatch) as error:
         raise SystemExit(f"error: {error}") from None
+    return model
 
 
 def load_model(args: argparse.Namespace) -> Transducer:
-    """The model --exp-dir/--epoch/--avg/--use-averaged-model name, in eval mode."""
-    return load_checked_transducer(args.exp_dir, args.epoch, args.avg,
-                                   args.use_averaged_model).eval()
+    """The model --exp-dir/--epoch/--avg/--use-averaged-model name, in eval mode, checked
+    against --lang-dir where the script has one."""
+    return load_checked_transducer(args.exp_dir, args.epoch, args.avg, args.use_averaged_model,
+                                   getattr(args, "lang_dir", None)).eval()
 
 
 def write_result_files(res_dir: Path, test_set: str, suffix: str, method: str,

@@ -14,7 +14,7 @@ from typing import Optional, Sequence
 from icefall_kd.export.torchscript import compare_with_eager, save_torchscript, to_torchscript
 from icefall_kd.model.transducer import Transducer
 from icefall_kd.recipes.common import add_checkpoint_arguments, load_model
-from icefall_kd.training.checkpoint import save_checkpoint
+from icefall_kd.training.checkpoint import save_checkpoint, saved_vocabulary
 from icefall_kd.utils import HelpFormatter, setup_logging, str2bool
 
 # Traced/scripted vs eager on CPU: the same kernels, so differences are ~0.
@@ -68,7 +68,9 @@ def main(streaming: bool, description: str = "", argv: Optional[Sequence[str]] =
     if not args.jit:
         path = out_dir / "pretrained.pt"
         # Loadable as epoch-99.pt with decode.py --epoch 99 --avg 1 --use-averaged-model false.
-        save_checkpoint(path, {"model": model.state_dict(), "model_config": model.config.to_dict()})
+        vocabulary = saved_vocabulary(args.exp_dir / f"epoch-{args.epoch}.pt")
+        save_checkpoint(path, {"model": model.state_dict(), "model_config": model.config.to_dict(),
+                               "vocabulary": vocabulary.to_dict() if vocabulary else None})
         logging.info(f"wrote {path}")
         return path
     chunk = args.chunk_size if streaming else -1

@@ -12,6 +12,13 @@ import logging
 from pathlib import Path
 from typing import Dict, Optional, Sequence
 
+from icefall_kd.data.vocabulary import (
+    ONNX_METADATA_KEY,
+    Vocabulary,
+    VocabularyMismatch,
+    check_vocabulary,
+    vocabulary_of_tokens,
+)
 from icefall_kd.export.onnx_parity import DEFAULT_TOLERANCE, check_offline_onnx, check_streaming_onnx
 from icefall_kd.export.onnx_export import (
     TransducerFiles,
@@ -19,7 +26,9 @@ from icefall_kd.export.onnx_export import (
     export_streaming_onnx,
 )
 from icefall_kd.recipes.common import add_checkpoint_arguments
+from icefall_kd.model.transducer import Transducer
 from icefall_kd.recipes.export import add_streaming_arguments, export_suffix, load_model_for_export
+from icefall_kd.training.checkpoint import saved_vocabulary
 from icefall_kd.utils import HelpFormatter, setup_logging, str2bool
 
 
@@ -36,6 +45,22 @@ def build_parser(description: str, streaming: bool) -> argparse.ArgumentParser:
     return parser
 
 
+def bound_vocabulary(args: argparse.Namespace, model: Transducer, tokens: Path) -> Vocabulary:
+    """The vocabulary of the ``tokens.txt`` that will ship beside the ONNX files, refused
+    (SystemExit naming both files) unless it is the one the checkpoint was trained with."""
+    checkpoint = args.exp_dir / f"epoch-{args.epoch}.pt"
+    if not tokens.is_file():
+        raise SystemExit(f"error: {tokens} not found: pass the --lang-dir the model was "
+                         "trained with (prepare.sh stage 3 writes it)")
+    table = vocabulary_of_tokens(tokens)
+    try:
+        check_vocabulary(saved_vocabulary(checkpoint), str(checkpoint), table,
+                         model.config.vocab_size)
+    except VocabularyMismatch as error:
+        raise SystemExit(f"error: {error}") from None
+    return table
+
+
 def main(streaming: bool, description: str = "",
          argv: Optional[Sequence[str]] = None) -> Dict[str, TransducerFiles]:
     args = build_parser(description or __doc__, streaming).parse_args(argv)
@@ -44,12 +69,14 @@ def main(streaming: bool, description: str = "",
     out_dir = args.output_dir or args.exp_dir
     suffix = export_suffix(args, streaming)
     tokens = args.lang_dir / "tokens.txt"
+    metadata = {ONNX_METADATA_KEY: bound_vocabulary(args, model, tokens).to_metadata()}
     if streaming:
         files = export_streaming_onnx(model, out_dir, suffix, args.chunk_size, args.left_context,
-                                      tokens, quantize=args.int8)
+                                      tokens, quantize=args.int8, extra_metadata=metadata)
         result = check_streaming_onnx(model, files["fp32"])
     else:
-        files = export_offline_onnx(model, out_dir, suffix, tokens, quantize=args.int8)
+        files = export_offline_onnx(model, out_dir, suffix, tokens, quantize=args.int8,
+                                    extra_metadata=metadata)
         result = check_offline_onnx(model, files["fp32"])
     logging.info(f"fp32 check: {result}")
     if not result.ok:

@@ -16,8 +16,18 @@ import logging
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
+import onnx
+
 from icefall_kd.data.datamodule import AsrDataModule, DataConfig
 from icefall_kd.data.fbank import SAMPLE_RATE
+from icefall_kd.data.vocabulary import (
+    ONNX_METADATA_KEY,
+    Vocabulary,
+    VocabularyMismatch,
+    check_vocabulary,
+    vocabulary_of_lang_dir,
+    vocabulary_of_tokens,
+)
 from icefall_kd.export.contract import STREAMING_ENCODER, check_onnx_file
 from icefall_kd.export.onnx_export import PRECISIONS, TransducerFiles
 from icefall_kd.export.sherpa_parity import (
@@ -85,6 +95,30 @@ def result_suffix(args: argparse.Namespace, streaming: bool, precision: str) -> 
     return suffix
 
 
+def check_exported_vocabulary(files: TransducerFiles, lang_dir: Path) -> None:
+    """Refuses (SystemExit naming both files) a ``tokens.txt`` beside the ONNX files, or a
+    --lang-dir, other than the vocabulary the export recorded: sherpa-onnx turns ids into
+    text through the first, this script through the second, and neither can tell."""
+    if not files.encoder.is_file():
+        raise SystemExit(f"error: {files.encoder} not found: run export_onnx.py first, or "
+                         "fix --onnx-dir/--epoch/--avg")
+    def metadata(path: Path) -> dict:
+        return {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+
+    recorded = Vocabulary.from_metadata(metadata(files.encoder).get(ONNX_METADATA_KEY),
+                                        str(files.encoder))
+    size = int(metadata(files.decoder)["vocab_size"]) if files.decoder.is_file() else None
+    try:
+        shipped = vocabulary_of_tokens(files.tokens)
+        check_vocabulary(recorded, str(files.encoder), shipped, size,
+                         remedy="export again with the --lang-dir the model was trained with")
+        check_vocabulary(recorded or shipped, str(files.encoder if recorded else files.tokens),
+                         vocabulary_of_lang_dir(lang_dir), size,
+                         remedy="pass the --lang-dir the model was trained with")
+    except (FileNotFoundError, VocabularyMismatch) as error:
+        raise SystemExit(f"error: {error}") from None
+
+
 def pytorch_references(args, model, streaming: bool, ids: List[str],
                        audios) -> Dict[str, Dict[str, List[int]]]:
     if model is None:
@@ -112,6 +146,7 @@ def decode_test_set(args, streaming: bool, test_set: str, sp, model, res_dir: Pa
     for precision in args.precisions.split():
         files = TransducerFiles.in_dir(args.onnx_dir or args.exp_dir,
                                        export_suffix(args, streaming), precision)
+        check_exported_vocabulary(files, args.lang_dir)
         tail = 0
         if streaming:
             check_onnx_file(files.encoder, STREAMING_ENCODER)

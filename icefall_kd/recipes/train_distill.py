@@ -140,11 +140,10 @@ def main(description: str, stage: str, argv: Optional[Sequence[str]] = None) -> 
         raise SystemExit("exported teacher targets are frame-aligned with unaugmented input; "
                          "SpecAugment's time warping moves frames: pass "
                          "--spec-aug-time-warp-factor 0 or --teacher-targets online")
+    # The teacher's output distribution is over its tokens: the student (and its --init-from
+    # checkpoint, checked in init_from_checkpoint) must share them.
     teacher_model = load_checked_transducer(args.teacher_exp_dir, args.teacher_epoch, args.teacher_avg,
-                                    args.teacher_use_averaged_model)
-    if teacher_model.config.vocab_size != sp.get_piece_size():
-        raise SystemExit(f"the teacher has {teacher_model.config.vocab_size} tokens but "
-                         f"{args.lang_dir} has {sp.get_piece_size()}: use the teacher's --lang-dir")
+                                            args.teacher_use_averaged_model, args.lang_dir)
     student = initial_student(args, sp, teacher_model)
     teacher = FrozenTeacher(teacher_model)
     if config.hidden_kd_scale > 0:

@@ -13,6 +13,7 @@ from icefall_kd.config import add_config_arguments, config_from_args
 from icefall_kd.data.datamodule import AsrDataModule, DataConfig
 from icefall_kd.data.fbank import feature_statistics
 from icefall_kd.data.filters import TrainingCutFilter
+from icefall_kd.data.vocabulary import vocabulary_of_lang_dir
 from icefall_kd.recipes.common import (
     add_model_arguments,
     load_bpe,
@@ -116,7 +117,8 @@ def run_trainer(args, model, objective, data: AsrDataModule, train_cuts, dist) -
     valid_loader = data.eval_dataloader(data.cuts(args.valid_part)) if dist.is_main else None
     trainer = Trainer(model, objective, TrainConfig.from_args(args), make_train_loader,
                       valid_loader, model_config=model.config.to_dict(),
-                      args={k: str(v) for k, v in vars(args).items()}, dist=dist)
+                      args={k: str(v) for k, v in vars(args).items()}, dist=dist,
+                      vocabulary=vocabulary_of_lang_dir(args.lang_dir))
     trainer.train()
 
 
@@ -126,7 +128,7 @@ def init_from_checkpoint(args, causal: bool):
     if args.init_epoch is None:
         raise SystemExit(f"--init-from {args.init_from} needs --init-epoch (which checkpoint)")
     model = load_checked_transducer(Path(args.init_from), args.init_epoch, args.init_avg,
-                            args.init_use_averaged_model)
+                                    args.init_use_averaged_model, args.lang_dir)
     if model.causal != causal:
         kind = "streaming" if model.causal else "full-context"
         raise SystemExit(f"{args.init_from} holds a {kind} model; this recipe trains a "

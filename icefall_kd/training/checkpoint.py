@@ -4,7 +4,8 @@ Files in ``exp_dir``: ``epoch-<N>.pt`` after each epoch, ``checkpoint-<batch>.pt
 ``save_every_n`` batches (the newest ``keep_last_k`` kept), ``pretrained.pt`` from export.
 Keys: ``model``, ``model_avg`` (running average of all updates so far), ``optimizer``,
 ``scheduler``, ``sampler``, ``grad_scaler``, ``rng``, ``batch_idx_train``, ``epoch``,
-``model_config`` and ``args``.
+``model_config``, ``vocabulary`` (:class:`~icefall_kd.data.vocabulary.Vocabulary` as a dict;
+absent in checkpoints written before it was stored) and ``args``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Dict, List, Optional, Tuple
 
 import torch
 
+from icefall_kd.data.vocabulary import Vocabulary
 from icefall_kd.model.transducer import Transducer, TransducerConfig
 from icefall_kd.utils import atomic_output
 
@@ -174,14 +176,27 @@ def model_state_for_decoding(exp_dir: Path, epoch: int, avg: int,
     return without_training_only(average_state_dicts([load_checkpoint(p)["model"] for p in paths]))
 
 
-def load_transducer(exp_dir: Path, epoch: int, avg: int, use_averaged_model: bool = True) -> Transducer:
-    """The model ``decode.py --exp-dir exp_dir --epoch E --avg A`` decodes."""
+def load_transducer_and_vocabulary(exp_dir: Path, epoch: int, avg: int,
+                                   use_averaged_model: bool = True
+                                   ) -> Tuple[Transducer, Optional[Vocabulary], Path]:
+    """The model ``decode.py --exp-dir exp_dir --epoch E --avg A`` decodes, the vocabulary
+    its ``epoch-E.pt`` records (None for older checkpoints) and that file's path."""
     exp_dir = Path(exp_dir)
     path = exp_dir / f"epoch-{epoch}.pt"
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: train that model first, or fix the "
                                 "--*-exp-dir/--*-epoch options")
-    config = TransducerConfig.from_dict(load_checkpoint(path)["model_config"])
-    model = Transducer(config)
+    end = load_checkpoint(path)
+    model = Transducer(TransducerConfig.from_dict(end["model_config"]))
     model.load_state_dict(model_state_for_decoding(exp_dir, epoch, avg, use_averaged_model))
-    return model
+    return model, Vocabulary.from_dict(end.get("vocabulary")), path
+
+
+def load_transducer(exp_dir: Path, epoch: int, avg: int, use_averaged_model: bool = True) -> Transducer:
+    """The model ``decode.py --exp-dir exp_dir --epoch E --avg A`` decodes."""
+    return load_transducer_and_vocabulary(exp_dir, epoch, avg, use_averaged_model)[0]
+
+
+def saved_vocabulary(path: Path) -> Optional[Vocabulary]:
+    """The vocabulary a checkpoint records, None for one written before they were stored."""
+    return Vocabulary.from_dict(load_checkpoint(path).get("vocabulary"))

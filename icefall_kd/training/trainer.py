@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from icefall_kd.config import add_config_arguments, config_from_args, option
+from icefall_kd.data.vocabulary import Vocabulary, VocabularyMismatch, check_vocabulary
 from icefall_kd.training.checkpoint import (
     batch_checkpoints,
     config_differences,
@@ -162,6 +163,7 @@ class Trainer:
         args: Optional[dict] = None,
         dist: Optional[DistributedInfo] = None,
         trainable_parameters: Optional[List[nn.Parameter]] = None,
+        vocabulary: Optional[Vocabulary] = None,
     ) -> None:
         self.config = config
         self.dist = dist or DistributedInfo()
@@ -172,6 +174,7 @@ class Trainer:
         self.make_train_loader = make_train_loader
         self.valid_loader = valid_loader
         self.model_config = model_config
+        self.vocabulary = vocabulary  # stored in every checkpoint, checked on resume
         self.args = args or {}
         self.ddp_model: nn.Module = self.model
         if self.dist.world_size > 1:
@@ -234,6 +237,7 @@ class Trainer:
             "batch_idx_train": self.batch_idx_train,
             "epoch": self.epoch,
             "model_config": self.model_config,
+            "vocabulary": self.vocabulary.to_dict() if self.vocabulary else None,
             "args": self.args,
         }
 
@@ -282,6 +286,13 @@ class Trainer:
                     + "; ".join(differences) + ". Resume with the options it was trained with "
                     "(its 'args' are stored in it), or pass another --exp-dir (or --resume "
                     "false to start afresh there)")
+        if self.vocabulary is not None:
+            try:
+                check_vocabulary(Vocabulary.from_dict(state.get("vocabulary")), str(path),
+                                 self.vocabulary, remedy="resume with the --lang-dir it was "
+                                 "trained with, or pass another --exp-dir")
+            except VocabularyMismatch as error:
+                raise SystemExit(f"error: {error}") from None
         return state
 
     # ----------------------------------------------------------------------- loop
