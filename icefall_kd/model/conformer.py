@@ -53,7 +53,9 @@ class EncoderConfig:
     conv_context: str = option(
         "causal", "Streaming encoder's depthwise convolution: causal (past frames only) or "
         "chunk (the teacher's centred kernel, reading the past and the rest of the frame's own "
-        "chunk, zeros past the chunk's end; full context is then the teacher's convolution)",
+        "chunk, zeros past the chunk's end; full context is then the teacher's convolution). "
+        "Not given (None): causal for a new model, its own for a model continued from "
+        "--init-from",
         choices=CONV_CONTEXTS)
 
     def __post_init__(self) -> None:
