@@ -95,7 +95,7 @@ def sherpa_reference(all_wers, exp_dir: str, exported: ResultKey, test_set: str)
 def sherpa_section(all_wers) -> list:
     """sherpa-onnx decoding of the exported models (transducer_*/sherpa_decode.py)."""
     # The models run.sh exports (stage 10), not side experiments that were also exported.
-    paths = [p for exp_dir in ("transducer_teacher/exp", METHOD)
+    paths = [p for exp_dir in ("transducer_teacher/exp", METHOD, CHUNK_CONV_METHOD)
              for p in sorted(Path(exp_dir).glob("sherpa-onnx/greedy_search/sherpa-summary-*.json"))]
     if not paths:
         return []
