@@ -1,7 +1,9 @@
 """Chunk-aware convolution (``conv_context="chunk"``): each frame's centred depthwise kernel
 reads the past and the rest of its own chunk, never a later chunk; checked against a plain
-loop, for leakage across chunk boundaries (module and whole encoder), and against the
-teacher's convolution at full context."""
+loop, for leakage across chunk boundaries (module and whole encoder), against the teacher's
+convolution at full context; and the setting's path through flags and checkpoints."""
+
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -12,6 +14,7 @@ from icefall_kd.model.conformer import (
     EncoderConfig,
     chunk_conv_future_keep,
 )
+from icefall_kd.training.checkpoint import save_checkpoint
 
 KERNEL = 7  # reach 3: look-ahead taps cross the boundary for chunks of 1 to 4 frames
 
@@ -164,3 +167,52 @@ def test_causal_and_chunk_encoders_share_weights_but_differ():
 def test_bad_conv_context_is_refused():
     with pytest.raises(ValueError, match="conv_context must be one of"):
         EncoderConfig(causal=True, conv_context="lookahead")
+
+
+def _save(path, model):
+    state = model.state_dict()
+    save_checkpoint(path, {"model": state, "model_avg": state,
+                           "model_config": model.config.to_dict(), "batch_idx_train": 1,
+                           "epoch": 1})
+
+
+def test_conv_context_flag_is_stored_and_a_contradicting_init_from_is_refused(tmp_path, capsys):
+    """--conv-context goes into the model config (and the checkpoint); a run continued from a
+    chunk-conv model keeps it without the flag, and refuses --conv-context causal."""
+    from icefall_kd.model.transducer import build_transducer
+    from icefall_kd.recipes import train_transducer
+
+    model = build_transducer("tiny", 50, causal=True, conv_context="chunk")
+    _save(tmp_path / "exp" / "epoch-1.pt", model)
+    parser = train_transducer.build_parser("", streaming=True)
+    base = ["--exp-dir", "e", "--init-from", str(tmp_path / "exp"), "--init-epoch", "1",
+            "--init-use-averaged-model", "false"]
+    continued = train_transducer.init_from_checkpoint(parser.parse_args(base), causal=True)
+    assert continued.config.encoder.conv_context == "chunk"
+    assert all(layer.conv.mode == "chunk" for layer in continued.encoder.layers)
+    with pytest.raises(SystemExit, match="holds a model with --conv-context chunk; this command "
+                       "asks for causal"):
+        train_transducer.init_from_checkpoint(
+            parser.parse_args(base + ["--conv-context", "causal"]), causal=True)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--exp-dir", "e", "--conv-context", "lookahead"])
+    assert "invalid choice: 'lookahead'" in capsys.readouterr().err
+    teacher_help = train_transducer.build_parser("", streaming=False).format_help()
+    assert "--conv-context" not in teacher_help  # the teacher's kernel is always centred
+
+
+def test_checkpoint_without_conv_context_resumes_and_loads_as_causal(tmp_path):
+    from icefall_kd.model.transducer import TransducerConfig, build_transducer
+    from icefall_kd.training.trainer import Trainer
+
+    old = build_transducer("tiny", 50, causal=True).config.to_dict()
+    del old["encoder"]["conv_context"]  # as written before the field existed
+    assert TransducerConfig.from_dict(old).encoder.conv_context == "causal"
+    state = {"model_config": old}
+    causal_now = SimpleNamespace(model_config=build_transducer("tiny", 50, True).config.to_dict())
+    assert Trainer._check_model_config(causal_now, tmp_path / "c.pt", state) == state
+    chunk_now = SimpleNamespace(model_config=build_transducer(
+        "tiny", 50, True, conv_context="chunk").config.to_dict())
+    with pytest.raises(SystemExit, match="encoder.conv_context: 'causal' in the checkpoint, "
+                       "'chunk' now"):
+        Trainer._check_model_config(chunk_now, tmp_path / "c.pt", state)
