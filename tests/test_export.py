@@ -24,7 +24,7 @@ from icefall_kd.export.onnx_parity import check_streaming_onnx
 from icefall_kd.export.onnx_export import export_streaming_onnx
 from icefall_kd.export.sherpa_parity import pytorch_offline, pytorch_sherpa_schedule
 from icefall_kd.export.sherpa_runtime import SherpaRuntimeError, run_in_subprocess
-from icefall_kd.export.torchscript import compare_with_eager
+from icefall_kd.export.torchscript import compare_with_eager, to_torchscript
 from icefall_kd.model.transducer import Transducer, TransducerConfig, build_transducer
 from icefall_kd.recipes import export, export_onnx, onnx_check, sherpa_decode
 from icefall_kd.streaming.recognizer import StreamingConfig
@@ -38,9 +38,10 @@ NUM_CUTS = 6
 CKPT = ["--epoch", "1", "--avg", "1", "--use-averaged-model", "false"]
 
 
-def _model(vocab_size: int, causal: bool, seed: int) -> Transducer:
+def _model(vocab_size: int, causal: bool, seed: int, conv_context: str = "causal") -> Transducer:
     torch.manual_seed(seed)
-    model = build_transducer("tiny", vocab_size=vocab_size, causal=causal, dropout=0.0).eval()
+    model = build_transducer("tiny", vocab_size=vocab_size, causal=causal, dropout=0.0,
+                             conv_context=conv_context).eval()
     with torch.no_grad():
         # A sharper joiner: the random model emits tokens and argmax ties are rare.
         model.joiner.output_linear.weight.mul_(6)
@@ -77,15 +78,25 @@ def _exp_dir(root: Path, name: str, model: Transducer) -> Path:
     return exp_dir
 
 
-@pytest.fixture(scope="module")
-def student(recipe):
+def _exported_student(recipe: Path, name: str, conv_context: str):
     """A streaming model in an exp folder, exported by export_onnx.py (fp32 and int8)."""
-    model = _model(200, causal=True, seed=0)
-    exp_dir = _exp_dir(recipe, "student-exp", model)
+    model = _model(200, causal=True, seed=0, conv_context=conv_context)
+    exp_dir = _exp_dir(recipe, name, model)
     files = export_onnx.main(streaming=True, argv=[
         "--exp-dir", str(exp_dir), *CKPT, "--chunk-size", str(CHUNK),
         "--left-context", str(LEFT), "--lang-dir", str(recipe / "data" / "lang_bpe_200")])
     return model, exp_dir, files
+
+
+@pytest.fixture(scope="module")
+def student(recipe):
+    return _exported_student(recipe, "student-exp", "causal")
+
+
+@pytest.fixture(scope="module")
+def chunk_conv_student(recipe):
+    """The same, with the chunk-aware convolution (``--conv-context chunk``)."""
+    return _exported_student(recipe, "chunk-conv-student-exp", "chunk")
 
 
 @pytest.fixture(scope="module")
@@ -127,6 +138,14 @@ def test_torchscript_files_match_eager_model(recipe):
                    zip(rebuilt.state_dict().values(), model.state_dict().values()))
 
 
+def test_torchscript_chunk_conv_model_matches_eager():
+    """The traced chunk-aware encoder (look-ahead zeros padded in the graph) over chunks."""
+    model = _model(200, causal=True, seed=0, conv_context="chunk")
+    diffs = compare_with_eager(to_torchscript(model, CHUNK, LEFT), model, num_chunks=5,
+                               batch_size=3, seed=7)
+    assert max(diffs.values()) < 1e-5, diffs
+
+
 def test_streaming_export_refuses_full_context_model(recipe):
     teacher_model = _model(200, causal=False, seed=1)
     exp_dir = _exp_dir(recipe, "wrong-kind", teacher_model)
@@ -137,13 +156,15 @@ def test_streaming_export_refuses_full_context_model(recipe):
 
 # ----------------------------------------------------------------------------- ONNX
 @torch.no_grad()
-def test_onnx_encoder_over_chunks_equals_simulated_streaming(student):
+@pytest.mark.parametrize("exported", ["student", "chunk_conv_student"])
+def test_onnx_encoder_over_chunks_equals_simulated_streaming(exported, request):
     """onnxruntime fed as sherpa-onnx feeds it (zero states shaped from the metadata,
     T frames, processed_frames += decode_chunk_len) gives, chunk after chunk, the frames
-    of the whole-utterance simulated-streaming PyTorch encoder."""
+    of the whole-utterance simulated-streaming PyTorch encoder; for the causal and the
+    chunk-aware convolution."""
     import onnxruntime as ort
 
-    model, _, files = student
+    model, _, files = request.getfixturevalue(exported)
     result = check_streaming_onnx(model, files["fp32"], num_chunks=6, batch_size=3)
     assert result.ok, str(result)
     meta = {p.key: p.value for p in onnx.load(str(files["fp32"].encoder)).metadata_props}
@@ -222,6 +243,26 @@ def test_onnx_check_script_passes_fp32_and_flags_int8(student):
 
 
 # ----------------------------------------------------------------------------- sherpa-onnx
+def test_sherpa_chunk_conv_model_equals_pytorch_chunkwise_greedy(chunk_conv_student, recipe):
+    """sherpa-onnx fp32 runs the chunk-aware model unchanged (same contract, same cache
+    shapes) and gives PyTorch's tokens on every utterance."""
+    model, exp_dir, files = chunk_conv_student
+    meta = {p.key: p.value for p in onnx.load(str(files["fp32"].encoder)).metadata_props}
+    assert meta["conv_context"] == "chunk"
+    _, audios = _audios(recipe)
+    reference = pytorch_sherpa_schedule(model, StreamingConfig(CHUNK, LEFT), audios)
+    assert all(len(h) > 5 for h in reference)
+    summaries = sherpa_decode.main(streaming=True, argv=[
+        "--exp-dir", str(exp_dir), *CKPT, "--chunk-size", str(CHUNK), "--left-context", str(LEFT),
+        "--lang-dir", str(recipe / "data" / "lang_bpe_200"), "--test-sets", "test-clean",
+        "--manifest-dir", str(recipe / "data" / "fbank"), "--precisions", "fp32"])
+    assert summaries[0]["identical_to_pytorch"] == 1.0
+    assert summaries[0]["num_utterances"] == NUM_CUTS
+    # Control: the causal model's tokens differ, so identity above is the chunk model's.
+    causal = _model(200, causal=True, seed=0)
+    assert pytorch_sherpa_schedule(causal, StreamingConfig(CHUNK, LEFT), audios) != reference
+
+
 def test_sherpa_online_recognizer_equals_pytorch_chunkwise_greedy(student, recipe):
     model, exp_dir, files = student
     ids, audios = _audios(recipe)

@@ -17,9 +17,10 @@ from icefall_kd.streaming.recognizer import (
 )
 
 
-def _model(seed=0):
+def _model(seed=0, conv_context="causal"):
     torch.manual_seed(seed)
-    model = build_transducer("tiny", vocab_size=50, causal=True, dropout=0.0).eval()
+    model = build_transducer("tiny", vocab_size=50, causal=True, dropout=0.0,
+                             conv_context=conv_context).eval()
     with torch.no_grad():  # sharper joiner: the random model emits tokens, ties are rare
         model.joiner.output_linear.weight.mul_(6)
         model.joiner.output_linear.bias[0] = 2.0
@@ -46,9 +47,10 @@ def _chunkwise(recognizer, utterances, piece_samples=1234):
                                 piece_samples)
 
 
+@pytest.mark.parametrize("conv_context", ["causal", "chunk"])
 @pytest.mark.parametrize("chunk,left", [(4, 16), (8, 32), (2, 8)])
-def test_chunkwise_from_audio_equals_simulated_streaming(tiny_corpus, chunk, left):
-    model = _model()
+def test_chunkwise_from_audio_equals_simulated_streaming(tiny_corpus, chunk, left, conv_context):
+    model = _model(conv_context=conv_context)
     utterances = _audio(tiny_corpus)
     streams = _chunkwise(StreamingRecognizer(model, StreamingConfig(chunk, left)), utterances)
     same = 0

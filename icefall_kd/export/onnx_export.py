@@ -91,6 +91,9 @@ def streaming_encoder_metadata(model: Transducer, chunk_size: int,
         "pad_length": str(SUBSAMPLING_LOOKAHEAD_FRAMES),
         "cnn_module_kernel": str(enc.conv_kernel),
         "chunk_size": str(chunk_size),  # ours, for naming and checks
+        # Ours, informational: "chunk" reads the chunk's own later frames; the conv cache is
+        # (cnn_module_kernel - 1) frames either way, so sherpa-onnx runs both unchanged.
+        "conv_context": enc.conv_context,
     }
 
 

@@ -7,7 +7,13 @@ C chunk size and L left context, both in encoder frames.
 Streaming mode (``causal=True``):
 - attention: frame t of chunk c = t // C sees frames [c*C - L, (c+1)*C) (all of its own
   chunk, L frames before it; L = -1 means everything before);
-- convolution: causal depthwise convolution (left padding only).
+- convolution (``conv_context``), kernel K, reach R = (K-1)//2:
+  ``causal``: depthwise kernel over frames [t-(K-1), t] (left padding only);
+  ``chunk``: the teacher's centred kernel over [t-R, t+R], with the frames at or after the
+  end of t's chunk, (c+1)*C, read as zeros: no look-ahead past the chunk, so no latency
+  beyond the chunk's own. Full context (C = -1) is then exactly the teacher's convolution.
+  Both carry the same (N, D, K-1) cache of past inputs (the sherpa-onnx contract sizes it
+  from ``cnn_module_kernel``); ``chunk`` reads only its last R columns.
 Whole-utterance training with these masks ("simulated streaming") and chunk-wise inference
 with cached states compute the same function; the test suite checks that.
 
@@ -26,7 +32,10 @@ from typing import List, Optional, Tuple
 import torch
 from torch import nn
 
+from icefall_kd.config import option
 from icefall_kd.model.subsampling import Conv2dSubsampling
+
+CONV_CONTEXTS = ("causal", "chunk")
 
 
 @dataclass
@@ -39,7 +48,28 @@ class EncoderConfig:
     conv_kernel: int = 15
     dropout: float = 0.1
     max_relative_distance: int = 64  # relative distances are clipped to +-this
-    causal: bool = False  # True: causal convolution, chunked attention allowed
+    causal: bool = False  # True: streaming convolution, chunked attention allowed
+    # Stored in the checkpoint's model config; checkpoints without it are "causal".
+    conv_context: str = option(
+        "causal", "Streaming encoder's depthwise convolution: causal (past frames only) or "
+        "chunk (the teacher's centred kernel, reading the past and the rest of the frame's own "
+        "chunk, zeros past the chunk's end; full context is then the teacher's convolution). "
+        "Not given (None): causal for a new model, its own for a model continued from "
+        "--init-from",
+        choices=CONV_CONTEXTS)
+
+    def __post_init__(self) -> None:
+        if self.conv_context not in CONV_CONTEXTS:
+            raise ValueError(f"conv_context must be one of {CONV_CONTEXTS}, "
+                             f"got {self.conv_context!r}")
+        if self.conv_kernel % 2 != 1:
+            raise ValueError(f"conv_kernel must be odd, got {self.conv_kernel}")
+
+    @property
+    def conv_mode(self) -> str:
+        """What each layer's ConvolutionModule computes: "centred" (the full-context
+        teacher), "causal" or "chunk" (streaming, as ``conv_context`` says)."""
+        return self.conv_context if self.causal else "centred"
 
 
 def chunk_attention_mask(
@@ -55,6 +85,19 @@ def chunk_attention_mask(
     if left_context >= 0:
         allowed &= key >= (chunk_start - left_context).unsqueeze(1)
     return ~allowed
+
+
+def chunk_conv_future_keep(num_frames: int, chunk_size: int, reach: int, device=None,
+                           dtype: torch.dtype = torch.float32) -> Optional[torch.Tensor]:
+    """(reach, T) 0/1 weights of the chunk convolution's look-ahead taps: row j-1 is 1 where
+    frame t may read frame t + j (j = 1..reach), i.e. t + j is still inside t's chunk
+    [(t // C) * C, (t // C + 1) * C). None for full context (``chunk_size`` <= 0)."""
+    if chunk_size <= 0:
+        return None
+    t = torch.arange(num_frames, device=device)
+    chunk_end = (t // chunk_size + 1) * chunk_size  # (T,)
+    offset = torch.arange(1, reach + 1, device=device).unsqueeze(1)  # (R, 1)
+    return (t.unsqueeze(0) + offset < chunk_end.unsqueeze(0)).to(dtype)
 
 
 class RelativePositionBias(nn.Module):
@@ -210,13 +253,21 @@ def _fuse_old_qkv(state_dict, prefix, *args) -> None:
 
 
 class ConvolutionModule(nn.Module):
-    """Pointwise conv + GLU, depthwise conv (causal or centred), LayerNorm, SiLU, pointwise."""
+    """Pointwise conv + GLU, depthwise conv, LayerNorm, SiLU, pointwise.
 
-    def __init__(self, d_model: int, kernel_size: int, causal: bool) -> None:
+    ``mode`` (:attr:`EncoderConfig.conv_mode`): "centred" (kernel over [t-R, t+R], R =
+    (K-1)//2; the teacher), "causal" (over [t-(K-1), t]) or "chunk" (centred, frames at or
+    after the end of t's chunk read as zeros; centred when there are no chunks). One
+    ``depthwise`` weight in every mode, so a checkpoint loads into either streaming mode.
+    """
+
+    def __init__(self, d_model: int, kernel_size: int, mode: str) -> None:
         super().__init__()
         assert kernel_size % 2 == 1
-        self.causal = causal
+        assert mode in ("centred", "causal", "chunk"), mode
+        self.mode = mode
         self.kernel_size = kernel_size
+        self.reach = (kernel_size - 1) // 2
         self.pointwise_in = nn.Linear(d_model, 2 * d_model)
         self.depthwise = nn.Conv1d(d_model, d_model, kernel_size, groups=d_model)
         self.norm = nn.LayerNorm(d_model)
@@ -227,24 +278,53 @@ class ConvolutionModule(nn.Module):
         x: torch.Tensor,
         pad_mask: Optional[torch.Tensor],
         cache: Optional[torch.Tensor] = None,
+        future_keep: Optional[torch.Tensor] = None,
     ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
         """x: (N, T, D); pad_mask: (N, T) True at padding; cache: (N, D, K-1) of the previous
-        depthwise inputs (streaming only). Returns (N, T, D) and the new cache."""
+        depthwise inputs (streaming: x is one chunk); future_keep: (R, T) from
+        :func:`chunk_conv_future_keep` (whole utterances in chunk mode; None = no chunks).
+        Returns (N, T, D) and the new cache."""
         x = nn.functional.glu(self.pointwise_in(x), dim=-1)
         if pad_mask is not None:
             x = x.masked_fill(pad_mask.unsqueeze(-1), 0.0)
         x = x.transpose(1, 2)  # (N, D, T)
         new_cache = None
         if cache is not None:
-            x = torch.cat([cache, x], dim=2)
-            new_cache = x[:, :, x.shape[2] - (self.kernel_size - 1) :]
-        elif self.causal:
-            x = nn.functional.pad(x, (self.kernel_size - 1, 0))
+            history = torch.cat([cache, x], dim=2)
+            new_cache = history[:, :, history.shape[2] - (self.kernel_size - 1) :]
+            if self.mode == "chunk":
+                # The last R past frames, the chunk, and zeros for the look-ahead past its end.
+                x = nn.functional.pad(history[:, :, cache.shape[2] - self.reach :],
+                                      (0, self.reach))
+            else:
+                x = history
+            x = self.depthwise(x)
+        elif self.mode == "causal":
+            x = self.depthwise(nn.functional.pad(x, (self.kernel_size - 1, 0)))
+        elif self.mode == "chunk" and future_keep is not None:
+            x = self.chunk_depthwise(x, future_keep)
         else:
-            x = nn.functional.pad(x, ((self.kernel_size - 1) // 2,) * 2)
-        x = self.depthwise(x).transpose(1, 2)
-        x = self.pointwise_out(nn.functional.silu(self.norm(x)))
+            x = self.depthwise(nn.functional.pad(x, (self.reach, self.reach)))
+        x = self.pointwise_out(nn.functional.silu(self.norm(x.transpose(1, 2))))
         return x, new_cache
+
+    def chunk_depthwise(self, x: torch.Tensor, future_keep: torch.Tensor) -> torch.Tensor:
+        """The centred depthwise convolution with look-ahead tap j (1..R) of frame t weighted
+        by future_keep[j-1, t] (0 where t + j is past t's chunk). x: (N, D, T) -> (N, D, T).
+
+        Taps -R..0 are one convolution; the R look-ahead taps are added one by one, each a
+        shifted copy times its mask (R = 7 for K = 15: cheaper in memory than unfolding the
+        chunks with their left context)."""
+        num_frames = x.shape[2]
+        weight = self.depthwise.weight  # (D, 1, K); tap k reads frame t + k - R
+        out = nn.functional.conv1d(nn.functional.pad(x, (self.reach, 0)),
+                                   weight[:, :, : self.reach + 1], self.depthwise.bias,
+                                   groups=weight.shape[0])
+        ahead = nn.functional.pad(x, (0, self.reach))
+        keep = future_keep.to(x.dtype)
+        for j in range(1, self.reach + 1):
+            out = out + weight[:, :, self.reach + j] * (ahead[:, :, j : j + num_frames] * keep[j - 1])
+        return out
 
 
 class FeedForward(nn.Module):
@@ -283,17 +363,19 @@ class ConformerLayer(nn.Module):
         self.attn_norm = nn.LayerNorm(d)
         self.attn = SelfAttention(d, config.num_heads, config.max_relative_distance)
         self.conv_norm = nn.LayerNorm(d)
-        self.conv = ConvolutionModule(d, config.conv_kernel, config.causal)
+        self.conv = ConvolutionModule(d, config.conv_kernel, config.conv_mode)
         self.ff2 = FeedForward(d, config.ff_dim)
         self.final_norm = nn.LayerNorm(d)
         self.dropout = Dropout(config.dropout)
 
     def forward(self, x: torch.Tensor, layout: AttentionLayout,
-                pad_mask: Optional[torch.Tensor]) -> torch.Tensor:
-        """Whole utterances: x (N, T, D), pad_mask (N, T) True at padding -> (N, T, D)."""
+                pad_mask: Optional[torch.Tensor],
+                conv_future_keep: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Whole utterances: x (N, T, D), pad_mask (N, T) True at padding, conv_future_keep
+        (R, T) the chunk convolution's look-ahead weights or None -> (N, T, D)."""
         x = x + 0.5 * self.dropout(self.ff1(x))
         x = x + self.dropout(self.attn(self.attn_norm(x), layout))
-        conv_out, _ = self.conv(self.conv_norm(x), pad_mask)
+        conv_out, _ = self.conv(self.conv_norm(x), pad_mask, future_keep=conv_future_keep)
         x = x + self.dropout(conv_out)
         x = x + 0.5 * self.dropout(self.ff2(x))
         return self.final_norm(x)
@@ -325,7 +407,8 @@ class StreamingState:
     """What crosses a chunk boundary, for a batch of N streams.
 
     attn_cache: (num_layers, N, L, D) attention inputs of the last L frames;
-    conv_cache: (num_layers, N, D, K-1) depthwise-convolution inputs of the last K-1 frames;
+    conv_cache: (num_layers, N, D, K-1) depthwise-convolution inputs of the last K-1 frames
+    (the same in both streaming modes; ``chunk`` reads the last (K-1)//2);
     processed_frames: (N,) int64 encoder frames already produced (masks the cache while it
     is not yet full).
     """
@@ -389,9 +472,13 @@ class ConformerEncoder(nn.Module):
         pad_mask = torch.arange(num_frames, device=x.device).unsqueeze(0) >= lengths.unsqueeze(1)
         layout = AttentionLayout.build(lengths, num_frames, chunk_size, left_context,
                                        self.layers[0].attn.position_bias)
+        conv_future_keep = None
+        if self.config.conv_mode == "chunk":  # built once per batch, like the layout
+            conv_future_keep = chunk_conv_future_keep(
+                num_frames, chunk_size, (self.config.conv_kernel - 1) // 2, x.device, x.dtype)
         layer_outputs = []
         for layer in self.layers:
-            x = layer(x, layout, pad_mask)
+            x = layer(x, layout, pad_mask, conv_future_keep)
             layer_outputs.append(x)
         if return_layers:
             return x, lengths, layer_outputs

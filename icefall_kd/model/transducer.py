@@ -75,8 +75,16 @@ class TransducerConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "TransducerConfig":
+        """From :meth:`to_dict`'s output; fields added since a checkpoint was written (such
+        as ``encoder.conv_context``) take their defaults, what those checkpoints computed."""
         d = dict(d)
         return cls(encoder=EncoderConfig(**d.pop("encoder")), **d)
+
+
+def current_config_dict(saved: dict) -> dict:
+    """A stored model config as this code reads it (missing fields at their defaults), so
+    that comparing it with a new one names real differences only."""
+    return TransducerConfig.from_dict(saved).to_dict()
 
 
 class Transducer(nn.Module):
@@ -153,11 +161,13 @@ PRESETS = {
 
 
 def build_transducer(preset: str, vocab_size: int, causal: bool,
-                     dropout: Optional[float] = None) -> Transducer:
+                     dropout: Optional[float] = None, conv_context: str = "causal") -> Transducer:
+    """A new model of ``preset``; ``conv_context`` (causal | chunk) matters for streaming
+    (``causal=True``) encoders only, the full-context one always has a centred kernel."""
     if preset not in PRESETS:
         raise ValueError(f"unknown model preset {preset!r}; choose from {sorted(PRESETS)}")
     spec = PRESETS[preset]
-    encoder = EncoderConfig(**spec["encoder"], causal=causal)
+    encoder = EncoderConfig(**spec["encoder"], causal=causal, conv_context=conv_context)
     if dropout is not None:
         encoder.dropout = dropout
     config = TransducerConfig(encoder=encoder, vocab_size=vocab_size,

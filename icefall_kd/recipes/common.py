@@ -35,10 +35,14 @@ def load_bpe(lang_dir: Path) -> spm.SentencePieceProcessor:
     return spm.SentencePieceProcessor(model_file=str(path))
 
 
-def new_model(args: argparse.Namespace, sp: spm.SentencePieceProcessor, causal: bool) -> Transducer:
-    model = build_transducer(args.model_preset, sp.get_piece_size(), causal, args.dropout)
+def new_model(args: argparse.Namespace, sp: spm.SentencePieceProcessor, causal: bool,
+              conv_context: str = "causal") -> Transducer:
+    model = build_transducer(args.model_preset, sp.get_piece_size(), causal, args.dropout,
+                             conv_context)
     num_params = sum(p.numel() for p in model.parameters())
-    logging.info(f"model: preset {args.model_preset}, causal={causal}, {num_params / 1e6:.2f} M parameters")
+    logging.info(f"model: preset {args.model_preset}, causal={causal}"
+                 f"{f', conv_context={conv_context}' if causal else ''}, "
+                 f"{num_params / 1e6:.2f} M parameters")
     return model
 
 

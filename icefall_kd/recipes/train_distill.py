@@ -19,6 +19,7 @@ from icefall_kd.recipes.common import load_bpe, load_checked_transducer, new_mod
 from icefall_kd.recipes.train_transducer import (
     build_parser,
     init_from_checkpoint,
+    new_conv_context,
     run_trainer,
     start_run,
     training_cuts,
@@ -49,12 +50,12 @@ def add_distill_arguments(parser: argparse.ArgumentParser) -> None:
 def initial_student(args, sp, teacher_model: Transducer) -> Transducer:
     """The student before its first update (a resumed run then loads its checkpoint)."""
     if args.init_from in ("scratch", ""):
-        return new_model(args, sp, causal=True)
+        return new_model(args, sp, causal=True, conv_context=new_conv_context(args))
     if args.init_from == "teacher":
         config = teacher_model.config
-        student = Transducer(type(config).from_dict({**config.to_dict(),
-                                                     "encoder": {**config.to_dict()["encoder"],
-                                                                 "causal": True}}))
+        encoder = {**config.to_dict()["encoder"], "causal": True,
+                   "conv_context": new_conv_context(args)}
+        student = Transducer(type(config).from_dict({**config.to_dict(), "encoder": encoder}))
         student.load_state_dict(teacher_model.state_dict())
         logging.info("student initialised from the teacher's weights (streaming encoder)")
         return student

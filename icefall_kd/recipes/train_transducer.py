@@ -14,6 +14,8 @@ from icefall_kd.data.datamodule import AsrDataModule, DataConfig
 from icefall_kd.data.fbank import feature_statistics
 from icefall_kd.data.filters import TrainingCutFilter
 from icefall_kd.data.vocabulary import vocabulary_of_lang_dir
+from icefall_kd.model.conformer import EncoderConfig
+from icefall_kd.model.transducer import Transducer
 from icefall_kd.recipes.common import (
     add_model_arguments,
     load_bpe,
@@ -45,6 +47,9 @@ def build_parser(description: str, streaming: bool) -> argparse.ArgumentParser:
     s.add_argument("--valid-chunk-size", type=int, default=8 if streaming else -1,
                    help="Chunk size used for the validation loss")
     s.add_argument("--valid-left-context", type=int, default=32 if streaming else -1)
+    if streaming:  # the full-context teacher's convolution is always centred
+        add_config_arguments(s, EncoderConfig, only=["conv_context"],
+                             defaults={"conv_context": None})
     i = parser.add_argument_group("initialisation")
     i.add_argument("--init-from", default="",
                    help="Start from the weights of another experiment folder (fine-tuning; "
@@ -122,9 +127,26 @@ def run_trainer(args, model, objective, data: AsrDataModule, train_cuts, dist) -
     trainer.train()
 
 
+def new_conv_context(args) -> str:
+    """The convolution of a streaming model built afresh: ``--conv-context``, causal when
+    not given."""
+    return args.conv_context or "causal"
+
+
+def check_conv_context(args, model: Transducer) -> None:
+    """A model continued from ``--init-from`` keeps its convolution; ``--conv-context``,
+    when given, must name that one (changing it would change what the weights compute)."""
+    have = model.config.encoder.conv_context
+    if args.conv_context is not None and args.conv_context != have:
+        raise SystemExit(f"{args.init_from} holds a model with --conv-context {have}; this "
+                         f"command asks for {args.conv_context}. Leave --conv-context out to "
+                         f"continue that model, or start from another --init-from")
+
+
 def init_from_checkpoint(args, causal: bool):
     """The model of ``--init-from`` at ``--init-epoch``/``--init-avg`` (CMVN included); it
-    must be streaming or full-context as ``causal`` says."""
+    must be streaming or full-context as ``causal`` says, and a streaming one must have the
+    ``--conv-context`` asked for (if given)."""
     if args.init_epoch is None:
         raise SystemExit(f"--init-from {args.init_from} needs --init-epoch (which checkpoint)")
     model = load_checked_transducer(Path(args.init_from), args.init_epoch, args.init_avg,
@@ -133,6 +155,8 @@ def init_from_checkpoint(args, causal: bool):
         kind = "streaming" if model.causal else "full-context"
         raise SystemExit(f"{args.init_from} holds a {kind} model; this recipe trains a "
                          f"{'streaming' if causal else 'full-context'} one")
+    if causal:
+        check_conv_context(args, model)
     logging.info(f"initialised from {args.init_from} epoch {args.init_epoch} avg {args.init_avg}")
     return model
 
@@ -152,7 +176,8 @@ def main(streaming: bool, description: str = "", argv: Optional[Sequence[str]] =
     dist = start_run(args)
     sp = load_bpe(args.lang_dir)
     model = (init_from_checkpoint(args, streaming) if args.init_from
-             else new_model(args, sp, causal=streaming))
+             else new_model(args, sp, causal=streaming,
+                            conv_context=new_conv_context(args) if streaming else "causal"))
     objective = transducer_objective(args, sp)
     if not streaming and any(c > 0 for c in objective.chunks.chunk_sizes):
         raise SystemExit("the full-context teacher cannot train with chunks; use the streaming recipe")

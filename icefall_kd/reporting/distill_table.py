@@ -17,6 +17,9 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from icefall_kd.reporting.results import DecodeKey, read_latency
 
 TEST_SETS = ("test-clean", "test-other")
+# run.sh --chunk-conv true: the baseline trained with --conv-context chunk, and the method on it.
+CHUNK_CONV_BASELINE = "transducer_streaming/exp-chunk-conv"
+CHUNK_CONV_METHOD = "kd_stage2_output/exp-chunk-conv"
 
 
 @dataclass
@@ -41,6 +44,8 @@ def default_rows(seed_dirs: Dict[str, List[str]]) -> List[Row]:
         Row("one stage: MSE + KL together", ["kd_stage1_hidden/exp-joint"]),
         Row("two stages, fixed temperature", ["kd_stage2_output/exp-fixed"]),
         Row("two stages, adaptive power transform (the method)", [method] + seed_dirs.get(method, [])),
+        Row("streaming baseline, chunk-aware convolution", [CHUNK_CONV_BASELINE]),
+        Row("the method on the chunk-aware baseline", [CHUNK_CONV_METHOD]),
     ]
 
 
@@ -176,6 +181,43 @@ def distillation_table(table: Sequence[Tuple[Row, dict]]) -> List[str]:
                 cells[f"{tag} {t}"].text() for tag in ("greedy", "beam") for t in TEST_SETS)
             + f" | {' / '.join(reduction)} | {' / '.join(closed)} | "
             f"{cells['first token ms'].text(0)} | {cells['symbol delay ms'].text(0)} |")
+    return lines
+
+
+def decoded_chunks(wers: Dict[DecodeKey, Dict[str, float]], exp_dirs: Sequence[str]
+                   ) -> List[Tuple[int, int]]:
+    """(chunk, left context) pairs at which any of ``exp_dirs`` was decoded with greedy
+    search (one symbol per frame) in simulated streaming, by chunk."""
+    return sorted({(k.result.chunk_size, k.result.left_context) for k in wers
+                   if k.exp_dir in exp_dirs and k.method == "greedy_search" and not k.chunkwise
+                   and k.result.streaming and k.result.max_sym_per_frame == 1})
+
+
+def chunk_sweep_table(wers: Dict[DecodeKey, Dict[str, float]], series: Dict[str, str],
+                      baseline_dir: str, teacher_dir: str) -> List[str]:
+    """Markdown lines: for every decoded (chunk, left context) of :func:`decoded_chunks`,
+    one line per model of ``series`` (name -> folder): greedy WER, the share of the
+    teacher-baseline gap it closes against ``baseline_dir`` at the same chunk, latency."""
+    teacher = row_cells(Row("teacher", [teacher_dir], streaming=False), wers, 0, 0)
+    lines = ["| chunk ms | left ms | model | greedy test-clean | greedy test-other | gap to "
+             "teacher closed (clean / other) | first token ms | symbol delay ms |",
+             "|---:|---:|---|---:|---:|---:|---:|---:|"]
+    for chunk, left in decoded_chunks(wers, list(series.values())):
+        base = row_cells(Row("baseline", [baseline_dir]), wers, chunk, left)
+        for name, exp_dir in series.items():
+            cells = row_cells(Row(name, [exp_dir]), wers, chunk, left)
+            if not cells["greedy test-clean"].values:
+                continue
+            closed = []
+            for test_set in TEST_SETS:
+                col = f"greedy {test_set}"
+                wer, b, t = cells[col].mean, base[col].mean, teacher[col].mean
+                closed.append(f"{100 * (b - wer) / (b - t):+.0f}%" if None not in (wer, b, t)
+                              and b > t and exp_dir != baseline_dir else "-")
+            lines.append(f"| {chunk * 40} | {left * 40} | {name} | "
+                         f"{cells['greedy test-clean'].text()} | {cells['greedy test-other'].text()} | "
+                         f"{' / '.join(closed)} | {cells['first token ms'].text(0)} | "
+                         f"{cells['symbol delay ms'].text(0)} |")
     return lines
 
 

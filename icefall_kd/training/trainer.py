@@ -24,6 +24,7 @@ from torch import nn
 
 from icefall_kd.config import add_config_arguments, config_from_args, option
 from icefall_kd.data.vocabulary import Vocabulary, VocabularyMismatch, check_vocabulary
+from icefall_kd.model.transducer import current_config_dict
 from icefall_kd.training.checkpoint import (
     batch_checkpoints,
     config_differences,
@@ -143,6 +144,15 @@ def setup_distributed() -> DistributedInfo:
     logging.info(f"DDP rank {info.rank} of {info.world_size} "
                  f"({torch.distributed.get_backend()})")
     return info
+
+
+def _as_read(model_config: dict) -> dict:
+    """A model config dict with the fields it lacks at their defaults (a checkpoint written
+    before ``encoder.conv_context`` existed resumes as the causal model it is)."""
+    try:
+        return current_config_dict(model_config)
+    except (TypeError, KeyError, ValueError):  # not a TransducerConfig: compare as stored
+        return model_config
 
 
 class Trainer:
@@ -279,7 +289,7 @@ class Trainer:
     def _check_model_config(self, path: Path, state: dict) -> dict:
         saved = state.get("model_config")
         if saved is not None and self.model_config is not None:
-            differences = config_differences(saved, self.model_config)
+            differences = config_differences(_as_read(saved), _as_read(self.model_config))
             if differences:
                 raise SystemExit(
                     f"{path} holds a model with other settings than this command builds: "

@@ -32,6 +32,10 @@
 #                             with the cuts
 #   --ablations true|false    [false] also train the ablations (stage 8)
 #   --seeds N                 [1] train the baseline and the full method with N seeds (stage 8)
+#   --chunk-conv true|false   [false] also train a baseline with the chunk-aware convolution
+#                             (--conv-context chunk) and the method on top of it (stage 8),
+#                             decode them at every sweep chunk (stage 9) and export the method
+#                             (stage 10)
 #   --parallel-training B     [true] run trainings side by side, one CPU thread each (on
 #                             a 2-core CPU this beats one after the other with two threads)
 #   --stage N / --stop-stage N [0 / 11]
@@ -48,7 +52,8 @@
 #   6  distillation stage 1 (hidden-layer MSE) -> kd_stage1_hidden/exp, beside the control:
 #      the baseline trained on for as many updates without a teacher -> transducer_streaming/exp-continued
 #   7  distillation stage 2 (adaptive output KD) -> kd_stage2_output/exp
-#   8  ablations (--ablations true) and extra seeds (--seeds N)
+#   8  ablations (--ablations true), extra seeds (--seeds N), chunk-aware convolution
+#      (--chunk-conv true): transducer_streaming/exp-chunk-conv, kd_stage{1,2}_*/exp-chunk-conv
 #   9  decode every student (greedy, beam; chunk sizes 160/320/640 ms for the baseline and the
 #      method) and the method chunk-wise from audio
 #   10 export the distilled student (streaming) and the teacher (offline) to sherpa-onnx,
@@ -73,12 +78,17 @@ decode_left_context=32
 teacher_targets=""
 ablations=false
 seeds=1
+chunk_conv=false
 parallel_training=true
 stage=0
 stop_stage=11
 
 cd "$(dirname "$0")"
 . local/parse_options.sh
+case "$chunk_conv" in
+  true|false) ;;
+  *) echo "run.sh: --chunk-conv takes true or false, got '$chunk_conv'" >&2; exit 1 ;;
+esac
 . local/setup_env.sh
 
 if [ "$profile" = tiny ]; then
@@ -197,6 +207,7 @@ if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
 fi
 
 chunkwise() {  # exp dir, epoch, avg, method: chunk-wise recognition from audio
+  [ -f "$1/epoch-$2.pt" ] || return 0  # a row of an option that was not trained
   run_logged ./transducer_streaming/streaming_decode.py --exp-dir "$1" --epoch "$2" --avg "$3" \
     --lang-dir "$lang_dir" --decoding-method "$4" "${streaming_mode[@]}" --num-threads 1
 }
@@ -245,21 +256,26 @@ ablation_lane_joint_and_fixed() {
     --exp-dir kd_stage2_output/exp-fixed "${kd_args[@]}" "${one_stage[@]}" "${from_stage1[@]}" \
     "${fixed_temperature[@]}"
 }
-seed_lane() {  # seed: its own baseline, then its own stage 1 and stage 2
-  local seed=$1
-  train transducer_streaming/exp-seed$seed/train.log ./transducer_streaming/train.py \
-    --exp-dir transducer_streaming/exp-seed$seed "${train_args[@]}" --seed "$seed"
-  train kd_stage1_hidden/exp-seed$seed/train.log ./kd_stage1_hidden/train.py \
-    --exp-dir kd_stage1_hidden/exp-seed$seed "${kd_args[@]}" "${one_stage[@]}" --seed "$seed" \
-    --init-from transducer_streaming/exp-seed$seed --init-epoch "$num_epochs" --init-avg "$avg"
-  train kd_stage2_output/exp-seed$seed/train.log ./kd_stage2_output/train.py \
-    --exp-dir kd_stage2_output/exp-seed$seed "${kd_args[@]}" "${one_stage[@]}" --seed "$seed" \
-    --init-from kd_stage1_hidden/exp-seed$seed --init-epoch "$kd_epochs" --init-avg "$kd_avg"
+student_lane() {  # name, options...: a baseline of its own (exp-NAME), then stage 1 and
+  # stage 2 on it, every training with the options (the only difference from the main rows)
+  local name=$1; shift
+  train transducer_streaming/exp-$name/train.log ./transducer_streaming/train.py \
+    --exp-dir transducer_streaming/exp-$name "${train_args[@]}" "$@"
+  train kd_stage1_hidden/exp-$name/train.log ./kd_stage1_hidden/train.py \
+    --exp-dir kd_stage1_hidden/exp-$name "${kd_args[@]}" "${one_stage[@]}" "$@" \
+    --init-from transducer_streaming/exp-$name --init-epoch "$num_epochs" --init-avg "$avg"
+  train kd_stage2_output/exp-$name/train.log ./kd_stage2_output/train.py \
+    --exp-dir kd_stage2_output/exp-$name "${kd_args[@]}" "${one_stage[@]}" "$@" \
+    --init-from kd_stage1_hidden/exp-$name --init-epoch "$kd_epochs" --init-avg "$kd_avg"
 }
+seed_lane() { student_lane "seed$1" --seed "$1"; }  # seed: its own baseline and method
+# The convolution reads the rest of its chunk (issue 16): the same recipe, one option.
+chunk_conv_lane() { student_lane chunk-conv --conv-context chunk; }
 if [ $stage -le 8 ] && [ $stop_stage -ge 8 ]; then
-  begin_stage 8 "ablations ($ablations) and seeds ($seeds)"
+  begin_stage 8 "ablations ($ablations), seeds ($seeds), chunk-aware convolution ($chunk_conv)"
   [ "$ablations" = true ] && in_lane ablations-1 ablation_lane_single_stage
   [ "$ablations" = true ] && in_lane ablations-2 ablation_lane_joint_and_fixed
+  [ "$chunk_conv" = true ] && in_lane chunk-conv chunk_conv_lane
   # One lane per seed: the seed lanes are the long pole (a baseline from scratch each), and
   # lanes that queue behind one another would leave a core idle once the ablations end.
   for seed in $(seq 2 "$seeds"); do in_lane seed-$seed seed_lane "$seed"; done
@@ -290,11 +306,17 @@ if [ $stage -le 9 ] && [ $stop_stage -ge 9 ]; then
     decode_student transducer_streaming/exp-seed$seed "$num_epochs" "$avg" "${streaming_mode[@]}"
     decode_student kd_stage2_output/exp-seed$seed "$kd_epochs" "$kd_avg" "${streaming_mode[@]}"
   done
-  # WER against chunk size (the plot), greedy, for the baseline and the method.
+  decode_student transducer_streaming/exp-chunk-conv "$num_epochs" "$avg" "${streaming_mode[@]}"
+  decode_student kd_stage2_output/exp-chunk-conv "$kd_epochs" "$kd_avg" "${streaming_mode[@]}"
+  # WER against chunk size (the plot), greedy, for the baseline and the method (and their
+  # chunk-aware convolution twins with --chunk-conv true).
   for chunk in $sweep_chunks; do
     [ "$chunk" = "$decode_chunk" ] && continue
-    for model in "transducer_streaming/exp $num_epochs $avg" "kd_stage2_output/exp $kd_epochs $kd_avg"; do
+    for model in "transducer_streaming/exp $num_epochs $avg" "kd_stage2_output/exp $kd_epochs $kd_avg" \
+                 "transducer_streaming/exp-chunk-conv $num_epochs $avg" \
+                 "kd_stage2_output/exp-chunk-conv $kd_epochs $kd_avg"; do
       read -r exp epoch a <<< "$model"
+      [ -f "$exp/epoch-$epoch.pt" ] || continue
       run_logged ./transducer_streaming/decode.py --exp-dir "$exp" --epoch "$epoch" --avg "$a" \
         --lang-dir "$lang_dir" --max-duration 300 --num-workers 1 --decoding-method greedy_search \
         --test-sets "test-clean test-other" --chunk-size "$chunk" --left-context $(( 4 * chunk )) \
@@ -302,15 +324,21 @@ if [ $stage -le 9 ] && [ $stop_stage -ge 9 ]; then
     done
   done
   chunkwise kd_stage2_output/exp "$kd_epochs" "$kd_avg" greedy_search
+  chunkwise transducer_streaming/exp-chunk-conv "$num_epochs" "$avg" greedy_search
+  chunkwise kd_stage2_output/exp-chunk-conv "$kd_epochs" "$kd_avg" greedy_search
 fi
 
 if [ $stage -le 10 ] && [ $stop_stage -ge 10 ]; then
   begin_stage 10 "export to sherpa-onnx, check, decode with sherpa-onnx"
-  student=(--exp-dir kd_stage2_output/exp --epoch "$kd_epochs" --avg "$kd_avg")
-  run_logged ./transducer_streaming/export_onnx.py "${student[@]}" --lang-dir "$lang_dir" "${streaming_mode[@]}"
-  run_logged ./transducer_streaming/onnx_check.py "${student[@]}" "${streaming_mode[@]}"
-  run_logged ./transducer_streaming/sherpa_decode.py "${student[@]}" --lang-dir "$lang_dir" "${streaming_mode[@]}" \
-    --test-sets "test-clean test-other"
+  # The method, and its chunk-aware convolution twin when --chunk-conv true trained it.
+  for exp in kd_stage2_output/exp kd_stage2_output/exp-chunk-conv; do
+    [ -f "$exp/epoch-$kd_epochs.pt" ] || continue
+    student=(--exp-dir "$exp" --epoch "$kd_epochs" --avg "$kd_avg")
+    run_logged ./transducer_streaming/export_onnx.py "${student[@]}" --lang-dir "$lang_dir" "${streaming_mode[@]}"
+    run_logged ./transducer_streaming/onnx_check.py "${student[@]}" "${streaming_mode[@]}"
+    run_logged ./transducer_streaming/sherpa_decode.py "${student[@]}" --lang-dir "$lang_dir" "${streaming_mode[@]}" \
+      --test-sets "test-clean test-other"
+  done
   teacher_files=(--exp-dir transducer_teacher/exp --epoch "$num_epochs" --avg "$avg" --lang-dir "$lang_dir")
   run_logged ./transducer_teacher/export_onnx.py "${teacher_files[@]}"
   run_logged ./transducer_teacher/sherpa_decode.py "${teacher_files[@]}" --test-sets "test-clean test-other"

@@ -15,6 +15,9 @@ from pathlib import Path
 import sentencepiece as spm
 
 from icefall_kd.reporting.distill_table import (
+    CHUNK_CONV_BASELINE,
+    CHUNK_CONV_METHOD,
+    chunk_sweep_table,
     default_rows,
     distillation_table,
     per_seed_differences,
@@ -36,7 +39,11 @@ from icefall_kd.utils import HelpFormatter
 TEST_SETS = ("dev-clean", "test-clean", "test-other")
 MODELS = (("transducer_teacher/exp", "teacher"), ("transducer_streaming/exp", "streaming baseline"))
 METHOD = "kd_stage2_output/exp"
-NAMES = {**dict(MODELS), METHOD: "distilled student (two stages, adaptive)"}
+NAMES = {**dict(MODELS), METHOD: "distilled student (two stages, adaptive)",
+         CHUNK_CONV_BASELINE: "streaming baseline, chunk-aware convolution",
+         CHUNK_CONV_METHOD: "distilled student on the chunk-aware baseline"}
+# run.sh --chunk-conv true: the baseline and the method again, --conv-context chunk.
+CHUNK_CONV = (CHUNK_CONV_BASELINE, CHUNK_CONV_METHOD)
 
 
 def seed_dirs(exp_dir: str):
@@ -88,7 +95,7 @@ def sherpa_reference(all_wers, exp_dir: str, exported: ResultKey, test_set: str)
 def sherpa_section(all_wers) -> list:
     """sherpa-onnx decoding of the exported models (transducer_*/sherpa_decode.py)."""
     # The models run.sh exports (stage 10), not side experiments that were also exported.
-    paths = [p for exp_dir in ("transducer_teacher/exp", METHOD)
+    paths = [p for exp_dir in ("transducer_teacher/exp", METHOD, CHUNK_CONV_METHOD)
              for p in sorted(Path(exp_dir).glob("sherpa-onnx/greedy_search/sherpa-summary-*.json"))]
     if not paths:
         return []
@@ -370,10 +377,27 @@ def distillation_section(wers, args) -> list:
     if plot_wer_vs_latency(cells, args.decode_chunk, Path("wer-vs-latency.png")):
         lines += ["", "![WER against first-token latency](wer-vs-latency.png)"]
     if plot_wer_vs_chunk(wers, {"streaming baseline": "transducer_streaming/exp",
-                                "distilled student": METHOD},
+                                "distilled student": METHOD,
+                                "baseline, chunk-aware conv": CHUNK_CONV_BASELINE,
+                                "distilled, chunk-aware conv": CHUNK_CONV_METHOD},
                          "transducer_teacher/exp", Path("wer-vs-chunk.png")):
         lines += ["", "![WER against decoding chunk size](wer-vs-chunk.png)"]
     return lines
+
+
+def chunk_conv_section(wers) -> list:
+    """The causal and the chunk-aware convolution side by side at every decoded chunk
+    (run.sh --chunk-conv true); nothing when that option was not run."""
+    if not any(k.exp_dir in CHUNK_CONV for k in wers):
+        return []
+    series = {NAMES[d]: d for d in ("transducer_streaming/exp", METHOD) + CHUNK_CONV}
+    return ["", "## Chunk-aware convolution", "",
+            "The streaming baseline and the method with the causal convolution (the rows above) "
+            "and with `--conv-context chunk` (each frame's centred kernel reads the rest of its "
+            "chunk, zeros past the chunk's end), greedy search in simulated streaming. Gap "
+            "closed: (causal baseline - model) / (causal baseline - teacher) at the same chunk. "
+            "Real-time factors: the chunk-wise rows of the Latency section.", ""
+            ] + chunk_sweep_table(wers, series, "transducer_streaming/exp", MODELS[0][0])
 
 
 def commands_section(args) -> list:
@@ -394,7 +418,7 @@ def main() -> None:
                 | {p.parents[2] for p in Path(".").glob("*/exp*/streaming/*/wer-summary-*.txt")})
     all_wers = collect_wers(sorted(exp_dirs))
     order = sorted(wers, key=lambda k: (k.exp_dir,) + row_order(k))
-    shown = [d for d, _ in MODELS] + [METHOD]
+    shown = [d for d, _ in MODELS] + [METHOD, *CHUNK_CONV]
     order_all = sorted((k for k in all_wers if k.exp_dir in shown),
                        key=lambda k: (shown.index(k.exp_dir),) + row_order(k))
     lines = ["# Results", "",
@@ -408,6 +432,7 @@ def main() -> None:
     lines += latency_section(order_all)
     lines += aligner_section()
     lines += distillation_section(all_wers, args)
+    lines += chunk_conv_section(all_wers)
     lines += sherpa_section(all_wers)
     lines += run_time_section(args)
     lines += commands_section(args)
