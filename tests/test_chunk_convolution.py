@@ -185,8 +185,11 @@ def test_conv_context_flag_is_stored_and_a_contradicting_init_from_is_refused(tm
     model = build_transducer("tiny", 50, causal=True, conv_context="chunk")
     _save(tmp_path / "exp" / "epoch-1.pt", model)
     parser = train_transducer.build_parser("", streaming=True)
+    lang = tmp_path / "lang"  # a 50-token table: --init-from checks the vocabulary's size
+    lang.mkdir()
+    (lang / "tokens.txt").write_text("".join(f"t{i} {i}\n" for i in range(50)))
     base = ["--exp-dir", "e", "--init-from", str(tmp_path / "exp"), "--init-epoch", "1",
-            "--init-use-averaged-model", "false"]
+            "--init-use-averaged-model", "false", "--lang-dir", str(lang)]
     continued = train_transducer.init_from_checkpoint(parser.parse_args(base), causal=True)
     assert continued.config.encoder.conv_context == "chunk"
     assert all(layer.conv.mode == "chunk" for layer in continued.encoder.layers)
@@ -209,10 +212,11 @@ def test_checkpoint_without_conv_context_resumes_and_loads_as_causal(tmp_path):
     del old["encoder"]["conv_context"]  # as written before the field existed
     assert TransducerConfig.from_dict(old).encoder.conv_context == "causal"
     state = {"model_config": old}
-    causal_now = SimpleNamespace(model_config=build_transducer("tiny", 50, True).config.to_dict())
+    causal_now = SimpleNamespace(model_config=build_transducer("tiny", 50, True).config.to_dict(),
+                                 vocabulary=None)
     assert Trainer._check_model_config(causal_now, tmp_path / "c.pt", state) == state
     chunk_now = SimpleNamespace(model_config=build_transducer(
-        "tiny", 50, True, conv_context="chunk").config.to_dict())
+        "tiny", 50, True, conv_context="chunk").config.to_dict(), vocabulary=None)
     with pytest.raises(SystemExit, match="encoder.conv_context: 'causal' in the checkpoint, "
                        "'chunk' now"):
         Trainer._check_model_config(chunk_now, tmp_path / "c.pt", state)
