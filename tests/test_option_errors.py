@@ -57,7 +57,11 @@ def test_streaming_decode_refuses_a_full_context_model_in_one_line(tmp_path):
     save_checkpoint(tmp_path / "exp" / "epoch-1.pt", {
         "model": state, "model_avg": state, "model_config": model.config.to_dict(),
         "batch_idx_train": 1, "epoch": 1})
-    argv = ["--exp-dir", str(tmp_path / "exp"), "--epoch", "1", "--manifest-dir", str(tmp_path)]
+    lang = tmp_path / "lang"  # the model's 50 tokens: the vocabulary check passes
+    lang.mkdir()
+    (lang / "tokens.txt").write_text("".join(f"t{i} {i}\n" for i in range(50)))
+    argv = ["--exp-dir", str(tmp_path / "exp"), "--epoch", "1", "--manifest-dir", str(tmp_path),
+            "--lang-dir", str(lang)]
     with pytest.raises(SystemExit) as error:
         streaming_decode.main(argv=argv)
     assert "a full-context model cannot decode chunk by chunk; use decode.py" in str(error.value.code)
