@@ -191,7 +191,9 @@ if { [ "$variant" = cpu ] || [ $ft_cuda = ON ]; } && { [ -n "${FORCE:-}" ] \
 -DCMAKE_CXX_STANDARD=17 -DFETCHCONTENT_SOURCE_DIR_PYBIND11=$repo/tools/pybind11_shim \
 -Dpybind11_DIR=$pybind11_dir" \
   FT_MAKE_ARGS="-j$jobs" \
-  pip_install -q --no-build-isolation --force-reinstall --no-deps fast-rnnt==1.3 \
+  # --no-cache-dir: the built library's RUNPATH names this venv's torch/lib, so a wheel
+  # cached by a build in another checkout would not import here.
+  pip_install -q --no-cache-dir --no-build-isolation --force-reinstall --no-deps fast-rnnt==1.3 \
     || die "building fast_rnnt failed. It needs cmake >= 3.24 and a C++17 compiler \
 (apt-get install cmake g++). The CMake log is above."
   "$venv/bin/python" -c 'import fast_rnnt' \
