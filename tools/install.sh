@@ -187,12 +187,12 @@ if { [ "$variant" = cpu ] || [ $ft_cuda = ON ]; } && { [ -n "${FORCE:-}" ] \
   jobs=$(nproc 2>/dev/null || echo 2)
   # -DFT_WITH_CUDA=OFF: nvcc may be present even without a GPU; torch here is CPU-only.
   # -DCMAKE_CXX_STANDARD=17: torch 2.x headers need C++17.
+  # --no-cache-dir: the built library's RUNPATH names this venv's torch/lib, so a wheel
+  # cached by a build in another checkout would not import here.
   FT_CMAKE_ARGS="-DCMAKE_BUILD_TYPE=Release -DFT_BUILD_TESTS=OFF -DFT_WITH_CUDA=$ft_cuda \
 -DCMAKE_CXX_STANDARD=17 -DFETCHCONTENT_SOURCE_DIR_PYBIND11=$repo/tools/pybind11_shim \
 -Dpybind11_DIR=$pybind11_dir" \
   FT_MAKE_ARGS="-j$jobs" \
-  # --no-cache-dir: the built library's RUNPATH names this venv's torch/lib, so a wheel
-  # cached by a build in another checkout would not import here.
   pip_install -q --no-cache-dir --no-build-isolation --force-reinstall --no-deps fast-rnnt==1.3 \
     || die "building fast_rnnt failed. It needs cmake >= 3.24 and a C++17 compiler \
 (apt-get install cmake g++). The CMake log is above."
