@@ -14,6 +14,7 @@ from icefall_kd.data.datamodule import AsrDataModule, DataConfig
 from icefall_kd.model.transducer import build_transducer
 from icefall_kd.recipes.common import load_bpe
 from icefall_kd.training import checkpoint as ckpt
+from icefall_kd.training import trainer as trainer_module
 from icefall_kd.training.trainer import Trainer, TrainConfig
 from icefall_kd.training.transducer_objective import ChunkChoice, TransducerObjective
 
@@ -200,3 +201,49 @@ def test_a_recipe_builds_the_same_model_for_the_same_seed(prepared_tiny, tmp_pat
     first, again, other = build(3, "a"), build(3, "b"), build(4, "c")
     assert all(torch.equal(first[k], again[k]) for k in first)
     assert not all(torch.equal(first[k], other[k]) for k in first)
+
+
+def _record_precision(seen):
+    def wrap(objective):
+        def wrapped(model, batch, batch_idx_train, is_training):
+            info = objective(model, batch, batch_idx_train, is_training)
+            seen.append((torch.is_autocast_enabled("cpu"), torch.get_autocast_dtype("cpu"),
+                         info.loss.dtype, bool(torch.isfinite(info.loss))))
+            if len(seen) == 3:
+                raise KeyboardInterrupt("enough batches")
+            return info
+        return wrapped
+    return wrap
+
+
+@pytest.mark.skipif(not trainer_module.cpu_has_native_bf16(), reason="CPU without native bf16")
+def test_bf16_on_a_cpu_with_native_bf16_trains_under_autocast(prepared_tiny, tmp_path,
+                                                              monkeypatch):
+    monkeypatch.chdir(prepared_tiny)
+    seen = {}
+    for precision in ("bf16", "fp32"):  # fp32: the control, no autocast
+        seen[precision] = []
+        model, objective, data, cuts, config = _setup(prepared_tiny, tmp_path / precision)
+        config.precision = precision
+        trainer = Trainer(model, _record_precision(seen[precision])(objective), config,
+                          lambda state: data.train_dataloader(cuts, state), None,
+                          model_config=model.config.to_dict())
+        assert trainer.precision == precision
+        with pytest.raises(KeyboardInterrupt):
+            trainer.train()
+        assert all(p.dtype == torch.float32 for p in trainer.model.parameters())
+    assert [s[:2] for s in seen["bf16"]] == [(True, torch.bfloat16)] * 3
+    assert [s[0] for s in seen["fp32"]] == [False] * 3
+    # The lattice recursions run in float32 under autocast, and the losses stay finite.
+    assert all(s[2] == torch.float32 and s[3] for s in seen["bf16"] + seen["fp32"])
+
+
+def test_bf16_on_a_cpu_without_native_bf16_is_refused_by_name(tmp_path, monkeypatch):
+    monkeypatch.setattr(trainer_module, "cpu_has_native_bf16", lambda: False)
+    model = build_transducer("tiny", 50, causal=True)
+    config = TrainConfig(exp_dir=tmp_path, tensorboard=False, precision="bf16")
+    with pytest.raises(RuntimeError, match="--precision bf16.*AVX512-BF16 nor AMX"):
+        Trainer(model, None, config, None, None, model_config=model.config.to_dict())
+    config.precision = "fp32"  # control: the same set-up trains in fp32
+    assert Trainer(model, None, config, None, None,
+                   model_config=model.config.to_dict()).precision == "fp32"

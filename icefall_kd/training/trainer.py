@@ -79,7 +79,9 @@ class TrainConfig:
     seed: int = option(42, "Seed of the model initialisation, data order and chunk draws "
                        "(rank r of a multi-process run uses seed + r)")
     precision: str = option("auto", "auto: fp32 on CPU, bf16 autocast on GPUs that support "
-                            "it, else fp16", choices=("auto", "fp32", "bf16", "fp16"))
+                            "it, else fp16. bf16 on a CPU: autocast on CPUs with native bf16 "
+                            "(AVX512-BF16 or AMX), refused elsewhere",
+                            choices=("auto", "fp32", "bf16", "fp16"))
     max_bad_batches: int = option(20, "Stop after this many consecutive batches with a "
                                   "non-finite loss")
     tensorboard: bool = option(True, "Write TensorBoard logs to --exp-dir/tensorboard")
@@ -93,6 +95,12 @@ class TrainConfig:
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "TrainConfig":
         return config_from_args(cls, args)
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU multiplies bf16 natively (AVX512-BF16 or AMX tiles); elsewhere
+    oneDNN emulates bf16 and autocast makes training slower, not faster."""
+    return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
 
 
 def fix_random_seed(seed: int) -> None:
@@ -220,8 +228,14 @@ class Trainer:
     def _choose_precision(self) -> str:
         wanted = self.config.precision
         if self.device.type != "cuda":
-            if wanted in ("bf16", "fp16"):
-                logging.warning(f"--precision {wanted} is for GPUs; using fp32 on CPU")
+            if wanted == "bf16":
+                if not cpu_has_native_bf16():
+                    raise RuntimeError("--precision bf16: this CPU has neither AVX512-BF16 nor "
+                                       "AMX, so bf16 would be slower than fp32; use "
+                                       "--precision fp32 (or auto)")
+                return "bf16"
+            if wanted == "fp16":
+                logging.warning("--precision fp16 is for GPUs; using fp32 on CPU")
             return "fp32"
         if wanted == "auto":
             return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
