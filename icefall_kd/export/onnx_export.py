@@ -198,12 +198,23 @@ def quantize_int8(fp32_path: Path, int8_path: Path, contract: OnnxContract,
         onnx.save(model, str(tmp))
 
 
+def require_conformer(model: Transducer) -> None:
+    """The exporters write sherpa-onnx's ``conformer`` contract; the Zipformer's
+    (``zipformer2``) is not written yet, so refuse instead of failing inside tracing."""
+    kind = model.config.encoder_kind
+    if kind != "conformer":
+        raise ValueError(f"ONNX export of a {kind} encoder is not implemented yet (only the "
+                         f"Conformer's sherpa-onnx contract is); decode it with PyTorch "
+                         f"(decode.py, streaming_decode.py)")
+
+
 def export_streaming_onnx(model: Transducer, out_dir: Path, suffix: str, chunk_size: int,
                           left_context: int, tokens: Path, quantize: bool = True,
                           extra_metadata: Optional[Mapping[str, str]] = None
                           ) -> Dict[str, TransducerFiles]:
     """Streaming student -> {"fp32": files, "int8": files}. ``extra_metadata`` is added to
     (and may override) the encoder's metadata; it is validated like the rest."""
+    require_conformer(model)
     model = model.eval()
     encoder = StreamingEncoderForSherpa(model, chunk_size, left_context)
     metadata = {**streaming_encoder_metadata(model, chunk_size, left_context),
@@ -225,6 +236,7 @@ def export_offline_onnx(model: Transducer, out_dir: Path, suffix: str, tokens: P
                         ) -> Dict[str, TransducerFiles]:
     """Full-context model for sherpa-onnx's OfflineRecognizer -> {"fp32": .., "int8": ..};
     ``extra_metadata`` is added to the encoder's metadata."""
+    require_conformer(model)
     model = model.eval()
     if model.causal:
         logging.warning("exporting a streaming (causal) model for full-context decoding")

@@ -24,6 +24,7 @@ from icefall_kd.export.onnx_export import (
     TransducerFiles,
     export_offline_onnx,
     export_streaming_onnx,
+    require_conformer,
 )
 from icefall_kd.recipes.common import add_checkpoint_arguments
 from icefall_kd.model.transducer import Transducer
@@ -66,6 +67,10 @@ def main(streaming: bool, description: str = "",
     args = build_parser(description or __doc__, streaming).parse_args(argv)
     setup_logging()
     model = load_model_for_export(args, streaming)
+    try:
+        require_conformer(model)
+    except ValueError as error:
+        raise SystemExit(f"error: {error}") from None
     out_dir = args.output_dir or args.exp_dir
     suffix = export_suffix(args, streaming)
     tokens = args.lang_dir / "tokens.txt"
