@@ -16,6 +16,9 @@ from icefall_kd.model.subsampling import SUBSAMPLING_LOOKAHEAD_FRAMES, frames_af
 from icefall_kd.model.transducer import Transducer, TransducerConfig, build_transducer
 from icefall_kd.model.zipformer import ZipformerConfig, ZipformerEncoder
 from icefall_kd.streaming.recognizer import StreamingConfig, StreamingRecognizer
+# The Conformer tests' chunk-by-chunk driver (windows of 4C + 3 frames advancing 4C, padded
+# past the end with -23, not zeros, so padding must not leak): generic over encoders.
+from test_streaming_encoder import chunkwise
 
 # Factors up to 8 (chunk sizes must be multiples of 4); small widths keep each test ~1 s.
 TEST_CONFIG = dict(downsampling_factors=(1, 2, 4, 8, 2), encoder_dims=(16, 24, 32, 24, 20),
@@ -33,26 +36,6 @@ def _encoder(causal=True, seed=0):
             if module.__class__.__name__ == "Downsample":
                 module.weights.normal_(std=1.0)
     return encoder
-
-
-def chunkwise(encoder, features, num_frames, chunk_size, left_context, pad_value=-23.0):
-    """Runs N streams chunk by chunk (windows of 4C + 3 frames, advancing 4C), padding past
-    the end with ``pad_value`` (not zeros: padding must not leak into real frames)."""
-    n, t_in, f = features.shape
-    step = 4 * chunk_size
-    window = step + SUBSAMPLING_LOOKAHEAD_FRAMES
-    num_chunks = max(-(-(t_in - SUBSAMPLING_LOOKAHEAD_FRAMES) // step), 1)
-    padded = torch.full((n, num_chunks * step + SUBSAMPLING_LOOKAHEAD_FRAMES, f), pad_value)
-    padded[:, :t_in] = features
-    state = encoder.init_state(n, left_context)
-    outputs, lens = [], []
-    for c in range(num_chunks):
-        chunk = padded[:, c * step : c * step + window]
-        chunk_lens = (num_frames - c * step).clamp(min=0, max=window)
-        out, out_lens, state = encoder.streaming_forward(chunk, chunk_lens, state)
-        outputs.append(out)
-        lens.append(out_lens)
-    return torch.cat(outputs, dim=1), torch.stack(lens).sum(0)
 
 
 @pytest.mark.parametrize("chunk_size,left_context", [(4, 8), (8, 16), (8, 0), (16, 32), (4, 20)])
