@@ -101,3 +101,18 @@ def test_sherpa_onnx_hypotheses_equal_pytorch(exported, tiny_corpus, tmp_path):
     assert got == reference
     # Control: another model's hypotheses differ, so equality above is not vacuous.
     assert pytorch_sherpa_schedule(_model(seed=1), config, audios) != reference
+
+
+def test_the_recipe_check_passes_and_catches_a_wrong_model(exported):
+    """check_streaming_zipformer_onnx (onnx_check.py, export_onnx.py) over mixed stream
+    positions; control: a model with other weights fails it."""
+    from icefall_kd.export.zipformer_onnx import (
+        check_streaming_encoder_file,
+        check_streaming_zipformer_onnx,
+    )
+
+    model, files = exported
+    assert check_streaming_encoder_file(files.encoder)["model_type"] == "zipformer2"
+    result = check_streaming_zipformer_onnx(model, files, num_chunks=4)
+    assert result.ok, result
+    assert not check_streaming_zipformer_onnx(_model(seed=1), files, num_chunks=2).ok

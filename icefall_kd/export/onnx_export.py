@@ -198,14 +198,18 @@ def quantize_int8(fp32_path: Path, int8_path: Path, contract: OnnxContract,
         onnx.save(model, str(tmp))
 
 
-def require_conformer(model: Transducer) -> None:
-    """The exporters write sherpa-onnx's ``conformer`` contract; the Zipformer's
-    (``zipformer2``) is not written yet, so refuse instead of failing inside tracing."""
+def require_conformer(model: Transducer, streaming: bool = False) -> None:
+    """These exporters write sherpa-onnx's ``conformer`` contract; refuse another encoder
+    with what to use instead, rather than failing inside tracing."""
     kind = model.config.encoder_kind
-    if kind != "conformer":
-        raise ValueError(f"ONNX export of a {kind} encoder is not implemented yet (only the "
-                         f"Conformer's sherpa-onnx contract is); decode it with PyTorch "
-                         f"(decode.py, streaming_decode.py)")
+    if kind == "conformer":
+        return
+    if streaming:
+        raise ValueError(f"export_streaming_onnx writes the Conformer's contract; export a "
+                         f"streaming {kind} with icefall_kd.export.zipformer_onnx."
+                         f"export_streaming_zipformer_onnx (sherpa-onnx zipformer2)")
+    raise ValueError(f"offline ONNX export of a {kind} encoder is not implemented yet (only "
+                     f"the Conformer's); decode it with PyTorch (decode.py)")
 
 
 def export_streaming_onnx(model: Transducer, out_dir: Path, suffix: str, chunk_size: int,
@@ -214,7 +218,7 @@ def export_streaming_onnx(model: Transducer, out_dir: Path, suffix: str, chunk_s
                           ) -> Dict[str, TransducerFiles]:
     """Streaming student -> {"fp32": files, "int8": files}. ``extra_metadata`` is added to
     (and may override) the encoder's metadata; it is validated like the rest."""
-    require_conformer(model)
+    require_conformer(model, streaming=True)
     model = model.eval()
     encoder = StreamingEncoderForSherpa(model, chunk_size, left_context)
     metadata = {**streaming_encoder_metadata(model, chunk_size, left_context),

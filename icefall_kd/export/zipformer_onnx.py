@@ -25,13 +25,25 @@ from typing import Dict, List, Mapping, Optional, Tuple
 import torch
 from torch import nn
 
+import onnx
+
 from icefall_kd.export.contract import (
     DECODER,
     FLOAT,
     INT64,
+    STREAMING_ENCODER,
     OnnxContract,
+    check_onnx_file,
     validate_metadata,
     validate_tokens,
+)
+from icefall_kd.export.onnx_parity import (
+    DEFAULT_TOLERANCE,
+    OnnxCheckResult,
+    _diff,
+    _features,
+    _session,
+    check_decoder_joiner,
 )
 from icefall_kd.model.subsampling import SUBSAMPLING_LOOKAHEAD_FRAMES
 from icefall_kd.model.transducer import Transducer
@@ -43,14 +55,17 @@ EMBED_STATE_CHANNELS = 128  # fixed in sherpa-onnx's GetEncoderInitStates
 STATE_BATCH_AXES = (1, 1, 1, 1, 0, 0)
 
 
-def state_names(model: Transducer) -> List[str]:
-    count = sum(model.config.encoder.layers_per_stack)
+def state_names(model_or_layers) -> List[str]:
+    """The encoder's state inputs in order; ``model_or_layers``: a Transducer or the total
+    number of Zipformer layers."""
+    count = (model_or_layers if isinstance(model_or_layers, int)
+             else sum(model_or_layers.config.encoder.layers_per_stack))
     names = [f"{name}_{i}" for i in range(count) for name in LAYER_CACHE_NAMES]
     return names + ["embed_states", "processed_lens"]
 
 
-def zipformer2_contract(model: Transducer) -> OnnxContract:
-    names = state_names(model)
+def zipformer2_contract(model_or_layers) -> OnnxContract:
+    names = state_names(model_or_layers)
     return OnnxContract(
         role="streaming zipformer2 encoder",
         inputs=(("x", FLOAT),) + tuple((n, INT64 if n == "processed_lens" else FLOAT)
@@ -81,6 +96,7 @@ def zipformer2_metadata(model: Transducer, chunk_size: int, left_context: int) -
         "T": str(4 * chunk_size + SUBSAMPLING_LOOKAHEAD_FRAMES),
         "decode_chunk_len": str(4 * chunk_size),
         "chunk_size": str(chunk_size),  # ours, for naming and checks
+        "left_context": str(left_context),  # ours: output (25 Hz) frames
     }
 
 
@@ -165,3 +181,58 @@ def export_streaming_zipformer_onnx(model: Transducer, out_dir: Path, suffix: st
                                                axes, metadata))}
     models.update(ox._decoder_and_joiner(model))
     return ox._write(models, tokens, Path(out_dir), suffix, quantize)
+
+
+def check_streaming_encoder_file(path: Path) -> Dict[str, str]:
+    """Validates a streaming encoder file against the contract its ``model_type`` names
+    (``zipformer2`` or ``conformer``); returns its metadata."""
+    path = Path(path)
+    if not path.is_file():
+        return check_onnx_file(path, STREAMING_ENCODER)  # its "does not exist" message
+    meta = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+    if meta.get("model_type") != "zipformer2":
+        return check_onnx_file(path, STREAMING_ENCODER)
+    layers = sum(int(v) for v in meta.get("num_encoder_layers", "0").split(","))
+    return check_onnx_file(path, zipformer2_contract(layers))
+
+
+@torch.no_grad()
+def check_streaming_zipformer_onnx(model: Transducer, files, num_chunks: int = 6,
+                                   batch_size: int = 3, seed: int = 0,
+                                   tolerance: float = DEFAULT_TOLERANCE) -> OnnxCheckResult:
+    """onnxruntime against PyTorch over ``num_chunks`` chunks with carried states, as
+    :func:`~icefall_kd.export.onnx_parity.check_streaming_onnx` does for the Conformer:
+    stream b first runs b chunks alone, so the batch mixes stream positions; encoder_out and
+    every new state are compared at every chunk, then the decoder and joiner."""
+    model = model.eval()
+    meta = check_onnx_file(files.encoder, zipformer2_contract(model))
+    chunk_size = int(meta["decode_chunk_len"]) // 4
+    left = int(meta["left_context"])
+    wrapper = ZipformerStreamingEncoderForSherpa(model, chunk_size, left)
+    window, feature_dim = int(meta["T"]), model.config.encoder.feature_dim
+    generator = torch.Generator().manual_seed(seed)
+    singles = []
+    for b in range(batch_size):
+        states = wrapper.init_states(1)
+        for _ in range(b):
+            states = list(wrapper(_features(model, (1, window, feature_dim), generator), *states)[1:])
+        singles.append(states)
+    axes = [STATE_BATCH_AXES[j % 6] if j < len(singles[0]) - 2 else 0
+            for j in range(len(singles[0]))]
+    states = [torch.cat(parts, dim=axis) for parts, axis in zip(zip(*singles), axes)]
+    onnx_states = [s.numpy() for s in states]
+    session = _session(files.encoder)
+    names = [i.name for i in session.get_inputs()]
+    result = OnnxCheckResult(tolerance=tolerance)
+    worst = {"encoder_out": 0.0, "new_states": 0.0}
+    for _ in range(num_chunks):
+        x = _features(model, (batch_size, window, feature_dim), generator)
+        reference = wrapper(x, *states)
+        got = session.run(None, dict(zip(names, [x.numpy()] + onnx_states)))
+        worst["encoder_out"] = max(worst["encoder_out"], _diff(got[0], reference[0]))
+        worst["new_states"] = max([worst["new_states"]] + [
+            _diff(a, b) for a, b in zip(got[1:], reference[1:])])
+        states, onnx_states = list(reference[1:]), got[1:]
+    result.max_abs_diff.update(worst)
+    check_decoder_joiner(model, files, result, batch_size, generator)
+    return result
