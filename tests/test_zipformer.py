@@ -216,3 +216,20 @@ def test_conformer_exporters_refuse_a_zipformer_with_a_clear_message(tmp_path):
     with pytest.raises(ValueError, match="offline ONNX export of a zipformer encoder is not"):
         export_offline_onnx(model, tmp_path, "x", tokens)
     assert not list(tmp_path.glob("*.onnx"))
+
+
+def test_a_streaming_zipformer_starts_from_a_full_context_ones_weights():
+    """--init-from teacher: the causal convolution reads the past half of the same K-tap
+    kernel, so the weights load; with full context the two still differ only through the
+    convolutions (control: the causal one does not see the future, the teacher does)."""
+    torch.manual_seed(6)
+    teacher = build_transducer("zipformer-tiny", 20, causal=False, dropout=0.0).eval()
+    config = teacher.config.to_dict()
+    config["encoder"]["causal"] = True
+    student = Transducer(TransducerConfig.from_dict(config)).eval()
+    student.load_state_dict(teacher.state_dict())  # strict
+    features, num_frames = torch.randn(1, 120, 80), torch.tensor([120])
+    with torch.no_grad():
+        out_t, _ = teacher.encoder(features, num_frames)
+        out_s, _ = student.encoder(features, num_frames)
+    assert (out_t - out_s).abs().max() > 1e-4
