@@ -205,16 +205,14 @@ def test_chunkwise_from_audio_equals_simulated_streaming(tiny_corpus):
         assert tokens > 20  # the model does emit: the comparison means something
 
 
-def test_conformer_exporters_refuse_a_zipformer_with_a_clear_message(tmp_path):
-    from icefall_kd.export.onnx_export import export_offline_onnx, export_streaming_onnx
+def test_the_conformer_streaming_exporter_refuses_a_zipformer(tmp_path):
+    from icefall_kd.export.onnx_export import export_streaming_onnx
 
     model = build_transducer("zipformer-tiny", 20, causal=True)
     tokens = tmp_path / "tokens.txt"
     tokens.write_text("".join(f"t{i} {i}\n" for i in range(20)))
     with pytest.raises(ValueError, match="export_streaming_zipformer_onnx"):
         export_streaming_onnx(model, tmp_path, "x", 8, 16, tokens)
-    with pytest.raises(ValueError, match="offline ONNX export of a zipformer encoder is not"):
-        export_offline_onnx(model, tmp_path, "x", tokens)
     assert not list(tmp_path.glob("*.onnx"))
 
 

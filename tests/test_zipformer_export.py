@@ -116,3 +116,37 @@ def test_the_recipe_check_passes_and_catches_a_wrong_model(exported):
     result = check_streaming_zipformer_onnx(model, files, num_chunks=4)
     assert result.ok, result
     assert not check_streaming_zipformer_onnx(_model(seed=1), files, num_chunks=2).ok
+
+
+def test_offline_zipformer_onnx_and_sherpa_offline_equal_pytorch(tiny_corpus, tmp_path):
+    """The full-context (teacher) Zipformer for sherpa-onnx's OfflineRecognizer: onnxruntime
+    against PyTorch on a padded batch of random lengths (odd ones included: the stacks pad to
+    a multiple of their factors), then sherpa-onnx greedy search against PyTorch's."""
+    from icefall_kd.export.onnx_export import export_offline_onnx
+    from icefall_kd.export.onnx_parity import check_offline_onnx
+    from icefall_kd.export.sherpa_parity import pytorch_offline
+
+    torch.manual_seed(0)
+    model = build_transducer("zipformer-tiny", VOCAB, causal=False, dropout=0.0).eval()
+    with torch.no_grad():
+        model.joiner.output_linear.weight.mul_(6)
+        model.joiner.output_linear.bias[0] = 2.0
+        model.joiner.output_linear.bias[2] = -50.0
+    tokens = tmp_path / "tokens-src.txt"
+    tokens.write_text("<blk> 0\n<sos/eos> 1\n<unk> 2\n"
+                      + "".join(f"▁t{i} {i}\n" for i in range(3, VOCAB)))
+    files = export_offline_onnx(model, tmp_path, "offline", tokens, quantize=False)["fp32"]
+    for seed in range(3):
+        result = check_offline_onnx(model, files, seed=seed)
+        assert result.ok, result
+    flacs = sorted((tiny_corpus / "test-clean").rglob("*.flac"))[:6]
+    cuts = CutSet.from_manifests(recordings=RecordingSet.from_recordings(
+        Recording.from_file(f) for f in flacs))
+    cuts.to_file(tmp_path / "cuts.jsonl.gz")
+    audios = [c.load_audio()[0].astype(np.float32) for c in cuts]
+    reference = pytorch_offline(model, audios)
+    result = run_in_subprocess({"mode": "offline", "files": files.as_dict(),
+                                "cuts": str(tmp_path / "cuts.jsonl.gz"), "num_threads": 1,
+                                "tail_padding_samples": 0, "num_streams": 1}, timeout=300)
+    assert sum(len(r) for r in reference) > 20
+    assert [u["token_ids"] for u in result["utterances"]] == [list(r) for r in reference]

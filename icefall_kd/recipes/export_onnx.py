@@ -24,7 +24,6 @@ from icefall_kd.export.onnx_export import (
     TransducerFiles,
     export_offline_onnx,
     export_streaming_onnx,
-    require_conformer,
 )
 from icefall_kd.export.zipformer_onnx import (
     check_streaming_zipformer_onnx,
@@ -72,11 +71,6 @@ def main(streaming: bool, description: str = "",
     setup_logging()
     model = load_model_for_export(args, streaming)
     zipformer = model.config.encoder_kind == "zipformer"
-    if zipformer and not streaming:
-        try:
-            require_conformer(model)  # the offline zipformer export is not written yet
-        except ValueError as error:
-            raise SystemExit(f"error: {error}") from None
     out_dir = args.output_dir or args.exp_dir
     suffix = export_suffix(args, streaming)
     tokens = args.lang_dir / "tokens.txt"

@@ -15,7 +15,7 @@
 #   --profile tiny|default    [default] corpus size and matching model/training settings
 #   --corpus, --dl-dir, --nj  passed to prepare.sh (see ./prepare.sh --help)
 #   --model-preset P          [tiny for the tiny profile, else small]; zipformer-tiny,
-#                             zipformer-small: the Zipformer encoder (stage 10: student only)
+#                             zipformer-small: the Zipformer encoder
 #   --vocab-size V            [200 for tiny, 500 for --corpus librispeech, else 100] BPE pieces
 #   --train-parts "P1 P2"     [train-clean-100] training parts (prepared in stage 0)
 #   --num-gpus N              [0] N > 1: every training runs under torchrun with N processes
@@ -341,14 +341,8 @@ if [ $stage -le 10 ] && [ $stop_stage -ge 10 ]; then
       --test-sets "test-clean test-other"
   done
   teacher_files=(--exp-dir transducer_teacher/exp --epoch "$num_epochs" --avg "$avg" --lang-dir "$lang_dir")
-  if [[ "$model_preset" == zipformer* ]]; then
-    # The streaming Zipformer exports to sherpa-onnx's zipformer2 contract (above); the
-    # offline (full-context) Zipformer export is not written yet.
-    log "offline ONNX export of the Zipformer teacher skipped (not implemented yet)"
-  else
-    run_logged ./transducer_teacher/export_onnx.py "${teacher_files[@]}"
-    run_logged ./transducer_teacher/sherpa_decode.py "${teacher_files[@]}" --test-sets "test-clean test-other"
-  fi
+  run_logged ./transducer_teacher/export_onnx.py "${teacher_files[@]}"
+  run_logged ./transducer_teacher/sherpa_decode.py "${teacher_files[@]}" --test-sets "test-clean test-other"
 fi
 
 if [ $stage -le 11 ] && [ $stop_stage -ge 11 ]; then

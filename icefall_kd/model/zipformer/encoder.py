@@ -116,7 +116,9 @@ class ZipformerStack(nn.Module):
         valid = torch.arange(x.shape[1], device=x.device).unsqueeze(0) < lengths.unsqueeze(1)
         x = self.downsample(x * valid.unsqueeze(-1).to(x.dtype))
         t = x.shape[1]
-        pad = torch.arange(t, device=x.device).unsqueeze(0) >= (-(-lengths // f)).unsqueeze(1)
+        # ceil(lengths / f) without negative floor division, which ONNX export truncates.
+        valid_here = torch.div(lengths + f - 1, f, rounding_mode="floor")
+        pad = torch.arange(t, device=x.device).unsqueeze(0) >= valid_here.unsqueeze(1)
         if caches is None:
             mask = pad[:, None, None, :]
             chunk_mask = chunk_attention_mask(t, chunk_size // f, left, x.device)
