@@ -28,6 +28,8 @@ Facts from sherpa-onnx's source (k2-fsa/sherpa-onnx, ``sherpa-onnx/csrc``):
 
 from __future__ import annotations
 
+import dataclasses
+
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Mapping, Tuple
@@ -75,6 +77,15 @@ OFFLINE_ENCODER = OnnxContract(
     outputs=("encoder_out", "encoder_out_lens"),
     fixed_metadata={"model_type": "conformer"},
 )
+# The same for a full-context Zipformer; icefall's offline Zipformer exports say zipformer2
+# (sherpa-onnx's offline transducer reads no encoder metadata).
+OFFLINE_ZIPFORMER_ENCODER = dataclasses.replace(OFFLINE_ENCODER,
+                                                fixed_metadata={"model_type": "zipformer2"})
+
+
+def offline_encoder_contract(encoder_kind: str) -> OnnxContract:
+    return OFFLINE_ZIPFORMER_ENCODER if encoder_kind == "zipformer" else OFFLINE_ENCODER
+
 
 DECODER = OnnxContract(
     role="decoder",

@@ -26,7 +26,7 @@ from torch import nn
 from icefall_kd.export.contract import (
     DECODER,
     JOINER,
-    OFFLINE_ENCODER,
+    offline_encoder_contract,
     STREAMING_ENCODER,
     OnnxContract,
     set_metadata,
@@ -98,8 +98,11 @@ def streaming_encoder_metadata(model: Transducer, chunk_size: int,
 
 
 def offline_encoder_metadata(model: Transducer) -> Dict[str, str]:
-    return {"model_type": "conformer", "version": "1", "model_author": "icefall-kd",
-            "comment": "non-streaming (full-context) conformer"}
+    """Informational: sherpa-onnx's offline transducer needs no encoder metadata."""
+    kind = model.config.encoder_kind
+    model_type = "zipformer2" if kind == "zipformer" else kind
+    return {"model_type": model_type, "version": "1", "model_author": "icefall-kd",
+            "comment": f"non-streaming (full-context) {kind}"}
 
 
 def decoder_metadata(model: Transducer) -> Dict[str, str]:
@@ -198,12 +201,23 @@ def quantize_int8(fp32_path: Path, int8_path: Path, contract: OnnxContract,
         onnx.save(model, str(tmp))
 
 
+def require_conformer(model: Transducer) -> None:
+    """The streaming exporter writes sherpa-onnx's ``conformer`` contract; refuse another
+    encoder with what to use instead, rather than failing inside tracing."""
+    kind = model.config.encoder_kind
+    if kind != "conformer":
+        raise ValueError(f"export_streaming_onnx writes the Conformer's contract; export a "
+                         f"streaming {kind} with icefall_kd.export.zipformer_onnx."
+                         f"export_streaming_zipformer_onnx (sherpa-onnx zipformer2)")
+
+
 def export_streaming_onnx(model: Transducer, out_dir: Path, suffix: str, chunk_size: int,
                           left_context: int, tokens: Path, quantize: bool = True,
                           extra_metadata: Optional[Mapping[str, str]] = None
                           ) -> Dict[str, TransducerFiles]:
     """Streaming student -> {"fp32": files, "int8": files}. ``extra_metadata`` is added to
     (and may override) the encoder's metadata; it is validated like the rest."""
+    require_conformer(model)
     model = model.eval()
     encoder = StreamingEncoderForSherpa(model, chunk_size, left_context)
     metadata = {**streaming_encoder_metadata(model, chunk_size, left_context),
@@ -230,12 +244,13 @@ def export_offline_onnx(model: Transducer, out_dir: Path, suffix: str, tokens: P
         logging.warning("exporting a streaming (causal) model for full-context decoding")
     encoder = OfflineEncoderForSherpa(model)
     metadata = {**offline_encoder_metadata(model), **(extra_metadata or {})}
-    validate_metadata(metadata, OFFLINE_ENCODER)
+    contract = offline_encoder_contract(model.config.encoder_kind)
+    validate_metadata(metadata, contract)
     validate_metadata(decoder_metadata(model), DECODER)
     validate_tokens(tokens, model.config.vocab_size)
     axes = {"x": {0: "N", 1: "T"}, "x_lens": {0: "N"}, "encoder_out": {0: "N", 1: "T"},
             "encoder_out_lens": {0: "N"}}
-    models = {"encoder": (OFFLINE_ENCODER, to_onnx(encoder, encoder.example_inputs(),
-                                                   OFFLINE_ENCODER, axes, metadata))}
+    models = {"encoder": (contract, to_onnx(encoder, encoder.example_inputs(), contract, axes,
+                                            metadata))}
     models.update(_decoder_and_joiner(model))
     return _write(models, tokens, Path(out_dir), suffix, quantize)

@@ -19,7 +19,7 @@ import torch
 from icefall_kd.export.contract import (
     DECODER,
     JOINER,
-    OFFLINE_ENCODER,
+    offline_encoder_contract,
     STREAMING_ENCODER,
     check_onnx_file,
 )
@@ -157,7 +157,7 @@ def check_offline_onnx(model: Transducer, files: TransducerFiles, batch_size: in
     """A padded batch of random lengths through the offline encoder (valid frames compared,
     lengths must be equal), then the decoder and joiner."""
     model = model.eval()
-    check_onnx_file(files.encoder, OFFLINE_ENCODER)
+    check_onnx_file(files.encoder, offline_encoder_contract(model.config.encoder_kind))
     generator = torch.Generator().manual_seed(seed)
     lengths = torch.randint(50, 300, (batch_size,), generator=generator)
     x = _features(model, (batch_size, int(lengths.max()), model.config.encoder.feature_dim),

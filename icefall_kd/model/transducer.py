@@ -14,7 +14,14 @@ import torch
 from torch import nn
 
 from icefall_kd.loss.transducer_loss import TransducerLossOutput, ctc_loss, pruned_transducer_loss
-from icefall_kd.model.conformer import ConformerEncoder, EncoderConfig
+from icefall_kd.model.conformer import EncoderConfig
+from icefall_kd.model.encoders import (
+    AnyEncoderConfig,
+    build_encoder,
+    encoder_config_from_dict,
+    encoder_kind_of,
+)
+from icefall_kd.model.zipformer import ZipformerConfig
 
 
 class StatelessDecoder(nn.Module):
@@ -63,12 +70,22 @@ class Joiner(nn.Module):
 
 @dataclass
 class TransducerConfig:
-    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    encoder: AnyEncoderConfig = field(default_factory=EncoderConfig)
     vocab_size: int = 500
     blank_id: int = 0
     context_size: int = 2
     decoder_dim: int = 256
     joiner_dim: int = 256
+    # "conformer" or "zipformer" (icefall_kd.model.encoders); "" = the kind of ``encoder``.
+    # Checkpoints written before the field hold a Conformer and read as "conformer".
+    encoder_kind: str = ""
+
+    def __post_init__(self) -> None:
+        kind = encoder_kind_of(self.encoder)
+        if self.encoder_kind not in ("", kind):
+            raise ValueError(f"encoder_kind {self.encoder_kind!r} but the encoder config is "
+                             f"a {kind} one")
+        self.encoder_kind = kind
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -76,9 +93,12 @@ class TransducerConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "TransducerConfig":
         """From :meth:`to_dict`'s output; fields added since a checkpoint was written (such
-        as ``encoder.conv_context``) take their defaults, what those checkpoints computed."""
+        as ``encoder.conv_context`` or ``encoder_kind``) take their defaults, what those
+        checkpoints computed."""
         d = dict(d)
-        return cls(encoder=EncoderConfig(**d.pop("encoder")), **d)
+        kind = d.pop("encoder_kind", "") or "conformer"
+        return cls(encoder=encoder_config_from_dict(kind, d.pop("encoder")),
+                   encoder_kind=kind, **d)
 
 
 def current_config_dict(saved: dict) -> dict:
@@ -94,7 +114,7 @@ class Transducer(nn.Module):
     def __init__(self, config: TransducerConfig) -> None:
         super().__init__()
         self.config = config
-        self.encoder = ConformerEncoder(config.encoder)
+        self.encoder = build_encoder(config.encoder)
         self.decoder = StatelessDecoder(config.vocab_size, config.decoder_dim,
                                         config.blank_id, config.context_size)
         self.joiner = Joiner(self.encoder.output_dim, config.decoder_dim, config.joiner_dim,
@@ -146,7 +166,8 @@ class TransducerForward:
     encoder_layers: Optional[List[torch.Tensor]] = None
 
 
-# Model sizes. "paper" is a LibriSpeech-960h size for GPUs, documented, not run here.
+# Model sizes. "paper" and "zipformer-paper" are LibriSpeech-960h sizes for GPUs,
+# documented, not run here. A preset without "encoder_kind" is a Conformer.
 PRESETS = {
     "tiny": dict(encoder=dict(d_model=64, num_layers=2, num_heads=2, ff_dim=128, conv_kernel=7,
                               max_relative_distance=32), decoder_dim=64, joiner_dim=64),
@@ -157,6 +178,36 @@ PRESETS = {
     "paper": dict(encoder=dict(d_model=256, num_layers=12, num_heads=4, ff_dim=1024,
                                conv_kernel=31, max_relative_distance=128),
                   decoder_dim=512, joiner_dim=512),
+    # Zipformers at 50 Hz / (1, 2, 4, 2) (tiny) and icefall's (1, 2, 4, 8, 4, 2); parameter
+    # counts near the Conformer's tiny and small (measured in README.md's encoder section).
+    "zipformer-tiny": dict(
+        encoder_kind="zipformer",
+        encoder=dict(downsampling_factors=(1, 2, 4, 2), encoder_dims=(40, 48, 56, 48),
+                     layers_per_stack=(1, 1, 1, 1), num_heads=(2, 2, 2, 2),
+                     feedforward_dims=(80, 96, 112, 96), conv_kernels=(7, 7, 5, 7),
+                     query_head_dim=16, value_head_dim=8, pos_dim=16,
+                     embed_channels=(4, 8, 16)),
+        decoder_dim=64, joiner_dim=64),
+    "zipformer-small": dict(
+        encoder_kind="zipformer",
+        encoder=dict(downsampling_factors=(1, 2, 4, 8, 4, 2),
+                     encoder_dims=(64, 64, 96, 112, 96, 64),
+                     layers_per_stack=(1, 1, 1, 1, 1, 1), num_heads=(4, 4, 4, 4, 4, 4),
+                     feedforward_dims=(128, 128, 192, 224, 192, 128),
+                     conv_kernels=(15, 15, 15, 15, 15, 15), query_head_dim=16,
+                     value_head_dim=12, pos_dim=32, embed_channels=(8, 16, 64)),
+        decoder_dim=128, joiner_dim=128),
+    # icefall's egs/librispeech/ASR/zipformer defaults (about 65 M parameters with its
+    # 512-dim decoder and joiner).
+    "zipformer-paper": dict(
+        encoder_kind="zipformer",
+        encoder=dict(downsampling_factors=(1, 2, 4, 8, 4, 2),
+                     encoder_dims=(192, 256, 384, 512, 384, 256),
+                     layers_per_stack=(2, 2, 3, 4, 3, 2), num_heads=(4, 4, 4, 8, 4, 4),
+                     feedforward_dims=(512, 768, 1024, 1536, 1024, 768),
+                     conv_kernels=(31, 31, 15, 15, 15, 31), query_head_dim=32,
+                     value_head_dim=12, pos_dim=48, embed_channels=(8, 32, 128)),
+        decoder_dim=512, joiner_dim=512),
 }
 
 
@@ -167,9 +218,12 @@ def build_transducer(preset: str, vocab_size: int, causal: bool,
     if preset not in PRESETS:
         raise ValueError(f"unknown model preset {preset!r}; choose from {sorted(PRESETS)}")
     spec = PRESETS[preset]
-    encoder = EncoderConfig(**spec["encoder"], causal=causal, conv_context=conv_context)
+    kind = spec.get("encoder_kind", "conformer")
+    config_class = ZipformerConfig if kind == "zipformer" else EncoderConfig
+    encoder = config_class(**spec["encoder"], causal=causal, conv_context=conv_context)
     if dropout is not None:
         encoder.dropout = dropout
     config = TransducerConfig(encoder=encoder, vocab_size=vocab_size,
-                              decoder_dim=spec["decoder_dim"], joiner_dim=spec["joiner_dim"])
+                              decoder_dim=spec["decoder_dim"], joiner_dim=spec["joiner_dim"],
+                              encoder_kind=kind)
     return Transducer(config)

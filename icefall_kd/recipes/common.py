@@ -21,7 +21,8 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("model")
     g.add_argument("--model-preset", choices=sorted(PRESETS), default="default",
                    help="Model size: tiny (tests), default (embedded corpus on CPU), "
-                   "paper (LibriSpeech 960 h on GPUs)")
+                   "paper (LibriSpeech 960 h on GPUs); zipformer-tiny, zipformer-small, "
+                   "zipformer-paper: the same with a Zipformer encoder")
     g.add_argument("--lang-dir", type=Path, default=Path("data/lang_bpe_500"),
                    help="Folder with bpe.model and tokens.txt")
     g.add_argument("--dropout", type=float, default=None,

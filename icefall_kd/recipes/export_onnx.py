@@ -25,6 +25,10 @@ from icefall_kd.export.onnx_export import (
     export_offline_onnx,
     export_streaming_onnx,
 )
+from icefall_kd.export.zipformer_onnx import (
+    check_streaming_zipformer_onnx,
+    export_streaming_zipformer_onnx,
+)
 from icefall_kd.recipes.common import add_checkpoint_arguments
 from icefall_kd.model.transducer import Transducer
 from icefall_kd.recipes.export import add_streaming_arguments, export_suffix, load_model_for_export
@@ -66,11 +70,17 @@ def main(streaming: bool, description: str = "",
     args = build_parser(description or __doc__, streaming).parse_args(argv)
     setup_logging()
     model = load_model_for_export(args, streaming)
+    zipformer = model.config.encoder_kind == "zipformer"
     out_dir = args.output_dir or args.exp_dir
     suffix = export_suffix(args, streaming)
     tokens = args.lang_dir / "tokens.txt"
     metadata = {ONNX_METADATA_KEY: bound_vocabulary(args, model, tokens).to_metadata()}
-    if streaming:
+    if streaming and zipformer:
+        files = export_streaming_zipformer_onnx(model, out_dir, suffix, args.chunk_size,
+                                                args.left_context, tokens, quantize=args.int8,
+                                                extra_metadata=metadata)
+        result = check_streaming_zipformer_onnx(model, files["fp32"])
+    elif streaming:
         files = export_streaming_onnx(model, out_dir, suffix, args.chunk_size, args.left_context,
                                       tokens, quantize=args.int8, extra_metadata=metadata)
         result = check_streaming_onnx(model, files["fp32"])

@@ -17,6 +17,7 @@ from icefall_kd.export.onnx_parity import (
     check_streaming_onnx,
 )
 from icefall_kd.export.onnx_export import PRECISIONS, TransducerFiles
+from icefall_kd.export.zipformer_onnx import check_streaming_zipformer_onnx
 from icefall_kd.recipes.common import add_checkpoint_arguments
 from icefall_kd.recipes.export import add_streaming_arguments, export_suffix, load_model_for_export
 from icefall_kd.utils import HelpFormatter, setup_logging
@@ -47,7 +48,10 @@ def main(streaming: bool, description: str = "",
     model = load_model_for_export(args, streaming)
     files = TransducerFiles.in_dir(args.onnx_dir or args.exp_dir, export_suffix(args, streaming),
                                    args.precision)
-    if streaming:
+    if streaming and model.config.encoder_kind == "zipformer":
+        result = check_streaming_zipformer_onnx(model, files, args.num_chunks, seed=args.seed,
+                                                tolerance=args.tolerance)
+    elif streaming:
         result = check_streaming_onnx(model, files, args.num_chunks, seed=args.seed,
                                       tolerance=args.tolerance)
     else:

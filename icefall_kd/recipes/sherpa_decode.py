@@ -28,7 +28,7 @@ from icefall_kd.data.vocabulary import (
     vocabulary_of_lang_dir,
     vocabulary_of_tokens,
 )
-from icefall_kd.export.contract import STREAMING_ENCODER, check_onnx_file
+from icefall_kd.export.zipformer_onnx import check_streaming_encoder_file
 from icefall_kd.export.onnx_export import PRECISIONS, TransducerFiles
 from icefall_kd.export.sherpa_parity import (
     by_id,
@@ -149,7 +149,7 @@ def decode_test_set(args, streaming: bool, test_set: str, sp, model, res_dir: Pa
         check_exported_vocabulary(files, args.lang_dir)
         tail = 0
         if streaming:
-            check_onnx_file(files.encoder, STREAMING_ENCODER)
+            check_streaming_encoder_file(files.encoder)  # conformer or zipformer2
             tail = tail_padding_samples(StreamingConfig(args.chunk_size, args.left_context))
         decoded = sherpa_decode_cuts(
             files, str(cuts_path), "online" if streaming else "offline", args.num_threads,

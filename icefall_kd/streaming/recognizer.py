@@ -26,7 +26,7 @@ from icefall_kd.decoding.search import (
     greedy_search,
     initial_beams,
 )
-from icefall_kd.model.conformer import StreamingState, stack_states, unstack_states
+from icefall_kd.model.encoders import stack_states, unstack_states
 from icefall_kd.model.subsampling import SUBSAMPLING_FACTOR, SUBSAMPLING_LOOKAHEAD_FRAMES
 from icefall_kd.model.transducer import Transducer
 
@@ -82,7 +82,7 @@ class Stream:
 
     stream_id: str
     fbank: object
-    state: StreamingState
+    state: object  # the encoder's streaming state (Conformer or Zipformer)
     processed_frames: int = 0  # feature frames consumed by the encoder
     encoder_frames: int = 0  # encoder frames produced
     samples_received: int = 0

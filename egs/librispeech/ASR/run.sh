@@ -14,7 +14,8 @@
 # Options (defaults in brackets):
 #   --profile tiny|default    [default] corpus size and matching model/training settings
 #   --corpus, --dl-dir, --nj  passed to prepare.sh (see ./prepare.sh --help)
-#   --model-preset P          [tiny for the tiny profile, else small]
+#   --model-preset P          [tiny for the tiny profile, else small]; zipformer-tiny,
+#                             zipformer-small: the Zipformer encoder
 #   --vocab-size V            [200 for tiny, 500 for --corpus librispeech, else 100] BPE pieces
 #   --train-parts "P1 P2"     [train-clean-100] training parts (prepared in stage 0)
 #   --num-gpus N              [0] N > 1: every training runs under torchrun with N processes

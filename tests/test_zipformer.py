@@ -1,0 +1,233 @@
+"""The Zipformer encoder: chunk-wise inference with carried caches equals the masked
+whole-utterance pass ("simulated streaming"), no future leakage (with the full-context model
+as the control that does see the future), stacked streams, the hidden layers distillation
+reads, bad chunk sizes, and model configs of old (Conformer) and new checkpoints."""
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from icefall_kd.data.fbank import make_fbank_extractor
+from icefall_kd.decoding.search import greedy_search
+from icefall_kd.model.conformer import ConformerEncoder, EncoderConfig
+from icefall_kd.model.encoders import stack_states, unstack_states
+from icefall_kd.model.subsampling import SUBSAMPLING_LOOKAHEAD_FRAMES, frames_after_subsampling
+from icefall_kd.model.transducer import Transducer, TransducerConfig, build_transducer
+from icefall_kd.model.zipformer import ZipformerConfig, ZipformerEncoder
+from icefall_kd.streaming.recognizer import StreamingConfig, StreamingRecognizer
+# The Conformer tests' chunk-by-chunk driver (windows of 4C + 3 frames advancing 4C, padded
+# past the end with -23, not zeros, so padding must not leak): generic over encoders.
+from test_streaming_encoder import chunkwise
+
+# Factors up to 8 (chunk sizes must be multiples of 4); small widths keep each test ~1 s.
+TEST_CONFIG = dict(downsampling_factors=(1, 2, 4, 8, 2), encoder_dims=(16, 24, 32, 24, 20),
+                   layers_per_stack=(1, 1, 2, 1, 1), num_heads=(2, 2, 2, 2, 2),
+                   feedforward_dims=(32, 48, 64, 48, 40), conv_kernels=(5, 5, 3, 3, 5),
+                   query_head_dim=8, value_head_dim=4, pos_head_dim=4, pos_dim=8,
+                   embed_channels=(2, 4, 8), dropout=0.0)
+
+
+def _encoder(causal=True, seed=0):
+    torch.manual_seed(seed)
+    encoder = ZipformerEncoder(ZipformerConfig(**TEST_CONFIG, causal=causal)).eval()
+    with torch.no_grad():  # non-uniform downsampling weights: a misaligned group would show
+        for module in encoder.modules():
+            if module.__class__.__name__ == "Downsample":
+                module.weights.normal_(std=1.0)
+    return encoder
+
+
+@pytest.mark.parametrize("chunk_size,left_context", [(4, 8), (8, 16), (8, 0), (16, 32), (4, 20)])
+def test_chunkwise_equals_simulated_streaming(chunk_size, left_context):
+    encoder = _encoder()
+    torch.manual_seed(1)
+    num_frames = torch.tensor([203, 150, 97])
+    features = torch.randn(3, 203, 80)
+    with torch.no_grad():
+        simulated, sim_lens = encoder(features, num_frames, chunk_size, left_context)
+        streamed, stream_lens = chunkwise(encoder, features, num_frames, chunk_size,
+                                          left_context)
+    # The Conformer's frame count, so filters, the recogniser and distillation line up.
+    assert sim_lens.tolist() == frames_after_subsampling(num_frames).tolist()
+    assert stream_lens.tolist() == sim_lens.tolist()
+    for i, n in enumerate(sim_lens.tolist()):
+        torch.testing.assert_close(streamed[i, :n], simulated[i, :n], atol=1e-4, rtol=1e-4)
+
+
+def test_parity_check_can_fail():
+    """Control for the parity test: simulated streaming with other chunks, or full context,
+    does not match the chunk-wise output."""
+    encoder = _encoder()
+    torch.manual_seed(1)
+    num_frames = torch.tensor([203])
+    features = torch.randn(1, 203, 80)
+    with torch.no_grad():
+        streamed, _ = chunkwise(encoder, features, num_frames, 8, 16)
+        for chunk, left in [(16, 16), (8, 32), (-1, -1)]:
+            other, lens = encoder(features, num_frames, chunk, left)
+            n = int(lens[0])
+            assert (other[0, :n] - streamed[0, :n]).abs().max() > 1e-3, (chunk, left)
+
+
+@pytest.mark.parametrize("causal", [True, False])
+def test_no_future_leakage_and_the_full_context_control(causal):
+    """Perturbing the input after chunk k's window leaves chunk k's outputs unchanged in the
+    streaming model; the full-context model (control) changes them."""
+    chunk, left = 8, 16
+    encoder = _encoder(causal=causal)
+    torch.manual_seed(2)
+    features = torch.randn(1, 203, 80)
+    num_frames = torch.tensor([203])
+    k = 1  # chunk 1 covers output frames [8, 16), feature frames up to 4 * 16 + 3
+    window_end = 4 * chunk * (k + 1) + SUBSAMPLING_LOOKAHEAD_FRAMES
+    changed = features.clone()
+    changed[:, window_end:] += 3.0 * torch.randn_like(changed[:, window_end:])
+    args = (chunk, left) if causal else (-1, -1)
+    with torch.no_grad():
+        before, lens = encoder(features, num_frames, *args)
+        after, _ = encoder(changed, num_frames, *args)
+    seen = chunk * (k + 1)
+    early = (after[0, :seen] - before[0, :seen]).abs().max()
+    late = (after[0, seen : int(lens[0])] - before[0, seen : int(lens[0])]).abs().max()
+    assert late > 1e-3  # the perturbation reaches the model at all
+    if causal:
+        assert early < 1e-5
+    else:
+        assert early > 1e-3
+
+
+def test_stacked_streams_equal_single_streams():
+    encoder = _encoder()
+    torch.manual_seed(3)
+    left = 16
+    window = 4 * 8 + SUBSAMPLING_LOOKAHEAD_FRAMES
+    singles = [encoder.init_state(1, left) for _ in range(2)]
+    chunks = [torch.randn(1, window, 80) for _ in range(2)]
+    lens = torch.tensor([window])
+    with torch.no_grad():
+        # Advance stream 0 by one chunk first, so the two streams' caches differ.
+        _, _, singles[0] = encoder.streaming_forward(torch.randn(1, window, 80), lens, singles[0])
+        alone = [encoder.streaming_forward(c, lens, s) for c, s in zip(chunks, singles)]
+        together, _, state = encoder.streaming_forward(
+            torch.cat(chunks), torch.cat([lens, lens]), stack_states(singles))
+    for i, (out, _, new) in enumerate(alone):
+        torch.testing.assert_close(together[i : i + 1], out, atol=1e-5, rtol=1e-5)
+        for a, b in zip(unstack_states(state)[i].caches, new.caches):
+            torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+def test_hidden_layers_are_the_outputs_of_the_encoder_cut_after_each_stack():
+    encoder = _encoder()
+    torch.manual_seed(4)
+    features, num_frames = torch.randn(2, 150, 80), torch.tensor([150, 120])
+    with torch.no_grad():
+        out, lens, layers = encoder(features, num_frames, 8, 16, return_layers=True)
+    assert len(layers) == encoder.config.num_layers == 5
+    assert torch.equal(layers[-1], out)
+    for i in range(len(layers) - 1):
+        cut = {k: v[: i + 1] if isinstance(v, tuple) and k != "embed_channels" else v
+               for k, v in TEST_CONFIG.items()}
+        shorter = ZipformerEncoder(ZipformerConfig(**cut, causal=True)).eval()
+        missing = shorter.load_state_dict(encoder.state_dict(), strict=False)
+        assert not missing.missing_keys
+        with torch.no_grad():
+            expected, _ = shorter(features, num_frames, 8, 16)
+        d = expected.shape[-1]
+        assert layers[i].shape == out.shape
+        torch.testing.assert_close(layers[i][..., :d], expected, atol=1e-5, rtol=1e-5)
+        assert torch.all(layers[i][..., d:] == 0)
+
+
+def test_bad_settings_name_the_option():
+    encoder = _encoder()
+    with pytest.raises(ValueError, match="--chunk-size 3"):
+        encoder(torch.randn(1, 100, 80), torch.tensor([100]), 3, 8)
+    with pytest.raises(ValueError, match="causal"):
+        _encoder(causal=False)(torch.randn(1, 100, 80), torch.tensor([100]), 8, 8)
+    with pytest.raises(ValueError, match="--left-context"):
+        encoder.init_state(1, -1)
+    with pytest.raises(ValueError, match="--conv-context chunk"):
+        build_transducer("zipformer-tiny", 50, causal=True, conv_context="chunk")
+    with pytest.raises(ValueError, match="encoder_dims has 2 entries"):
+        ZipformerConfig(downsampling_factors=(1, 2, 4), encoder_dims=(8, 8))
+
+
+def test_old_conformer_config_loads_and_zipformer_config_round_trips():
+    torch.manual_seed(5)
+    old_model = Transducer(TransducerConfig(encoder=EncoderConfig(
+        d_model=32, num_layers=1, num_heads=2, ff_dim=64, conv_kernel=5), vocab_size=20,
+        decoder_dim=16, joiner_dim=16))
+    stored = old_model.config.to_dict()
+    del stored["encoder_kind"]  # what a checkpoint written before the field holds
+    del stored["encoder"]["conv_context"]
+    again = Transducer(TransducerConfig.from_dict(stored))
+    assert again.config.encoder_kind == "conformer"
+    assert isinstance(again.encoder, ConformerEncoder)
+    again.load_state_dict(old_model.state_dict())  # strict: same parameters
+
+    zip_model = build_transducer("zipformer-tiny", 20, causal=True)
+    stored = zip_model.config.to_dict()
+    assert stored["encoder_kind"] == "zipformer"
+    rebuilt = Transducer(TransducerConfig.from_dict(stored))
+    assert isinstance(rebuilt.encoder, ZipformerEncoder)
+    assert rebuilt.config == zip_model.config
+    rebuilt.load_state_dict(zip_model.state_dict())
+    # Control: the same fields read as a Conformer's are refused, not silently misread.
+    with pytest.raises(TypeError):
+        TransducerConfig.from_dict({**stored, "encoder_kind": "conformer"})
+    with pytest.raises(ValueError, match="unknown encoder kind"):
+        TransducerConfig.from_dict({**stored, "encoder_kind": "lstm"})
+
+
+def test_chunkwise_from_audio_equals_simulated_streaming(tiny_corpus):
+    """The deployed path: online fbank from audio in odd pieces, batched streams, greedy
+    search across chunks, against greedy search on the simulated-streaming output."""
+    torch.manual_seed(0)
+    model = build_transducer("zipformer-tiny", 50, causal=True, dropout=0.0).eval()
+    with torch.no_grad():  # sharper joiner: the random model emits tokens, ties are rare
+        model.joiner.output_linear.weight.mul_(6)
+        model.joiner.output_linear.bias[0] = 2.0
+    flacs = sorted((tiny_corpus / "test-clean").rglob("*.flac"))[:6]
+    audios = [sf.read(str(f), dtype="float32")[0] for f in flacs]
+    for chunk, left in [(4, 16), (8, 32)]:
+        streams = StreamingRecognizer(model, StreamingConfig(chunk, left)).recognize(
+            audios, piece_samples=1234)
+        tokens = 0
+        for stream, samples in zip(streams, audios):
+            feats = torch.from_numpy(make_fbank_extractor().extract(np.asarray(samples), 16000))
+            with torch.no_grad():
+                enc, lens = model.encoder(feats[None], torch.tensor([feats.shape[0]]), chunk, left)
+                reference = greedy_search(model, enc, lens, 1)[0]
+            assert stream.done
+            assert stream.hyp.tokens == reference.tokens
+            tokens += len(reference.tokens)
+        assert tokens > 20  # the model does emit: the comparison means something
+
+
+def test_the_conformer_streaming_exporter_refuses_a_zipformer(tmp_path):
+    from icefall_kd.export.onnx_export import export_streaming_onnx
+
+    model = build_transducer("zipformer-tiny", 20, causal=True)
+    tokens = tmp_path / "tokens.txt"
+    tokens.write_text("".join(f"t{i} {i}\n" for i in range(20)))
+    with pytest.raises(ValueError, match="export_streaming_zipformer_onnx"):
+        export_streaming_onnx(model, tmp_path, "x", 8, 16, tokens)
+    assert not list(tmp_path.glob("*.onnx"))
+
+
+def test_a_streaming_zipformer_starts_from_a_full_context_ones_weights():
+    """--init-from teacher: the causal convolution reads the past half of the same K-tap
+    kernel, so the weights load; with full context the two still differ only through the
+    convolutions (control: the causal one does not see the future, the teacher does)."""
+    torch.manual_seed(6)
+    teacher = build_transducer("zipformer-tiny", 20, causal=False, dropout=0.0).eval()
+    config = teacher.config.to_dict()
+    config["encoder"]["causal"] = True
+    student = Transducer(TransducerConfig.from_dict(config)).eval()
+    student.load_state_dict(teacher.state_dict())  # strict
+    features, num_frames = torch.randn(1, 120, 80), torch.tensor([120])
+    with torch.no_grad():
+        out_t, _ = teacher.encoder(features, num_frames)
+        out_s, _ = student.encoder(features, num_frames)
+    assert (out_t - out_s).abs().max() > 1e-4
