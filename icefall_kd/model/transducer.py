@@ -21,7 +21,6 @@ from icefall_kd.model.encoders import (
     encoder_config_from_dict,
     encoder_kind_of,
 )
-from icefall_kd.model.zipformer import ZipformerConfig
 
 
 class StatelessDecoder(nn.Module):
@@ -218,12 +217,10 @@ def build_transducer(preset: str, vocab_size: int, causal: bool,
     if preset not in PRESETS:
         raise ValueError(f"unknown model preset {preset!r}; choose from {sorted(PRESETS)}")
     spec = PRESETS[preset]
-    kind = spec.get("encoder_kind", "conformer")
-    config_class = ZipformerConfig if kind == "zipformer" else EncoderConfig
-    encoder = config_class(**spec["encoder"], causal=causal, conv_context=conv_context)
+    encoder = encoder_config_from_dict(spec.get("encoder_kind", "conformer"), dict(
+        spec["encoder"], causal=causal, conv_context=conv_context))
     if dropout is not None:
         encoder.dropout = dropout
     config = TransducerConfig(encoder=encoder, vocab_size=vocab_size,
-                              decoder_dim=spec["decoder_dim"], joiner_dim=spec["joiner_dim"],
-                              encoder_kind=kind)
+                              decoder_dim=spec["decoder_dim"], joiner_dim=spec["joiner_dim"])
     return Transducer(config)
