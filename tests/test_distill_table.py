@@ -1,5 +1,9 @@
 """The distillation table compares each student with the baseline over the same seeds."""
 
+from pathlib import Path
+
+import pytest
+
 from icefall_kd.reporting.distill_table import Cell, paired_baseline
 
 
@@ -30,6 +34,44 @@ def test_chunk_sweep_table_compares_each_model_with_the_causal_baseline_at_its_c
             key("chunk", 8): {"test-clean": 25.0, "test-other": 50.0}}
     lines = chunk_sweep_table(wers, {"causal": "base", "chunk conv": "chunk"}, "base", "teacher")
     assert len(lines) == 2 + 4  # header, two chunks x two models
-    assert lines[3] == "| 160 | 640 | chunk conv | 30.00 | 55.00 | +50% / +25% | - | - |"
-    assert lines[5] == "| 320 | 1280 | chunk conv | 25.00 | 50.00 | +50% / +0% | - | - |"
+    # No recogs- files here: the interval cells are empty, never made up.
+    assert lines[3] == "| 160 | 640 | chunk conv | 30.00 | 55.00 | +50% / +25% | - | - | - | - |"
+    assert lines[5] == "| 320 | 1280 | chunk conv | 25.00 | 50.00 | +50% / +0% | - | - | - | - |"
     assert "| 160 | 640 | causal | 40.00 | 60.00 | - / - |" in lines[2]
+
+
+def test_intervals_are_read_from_the_recogs_files_of_each_seed_pair(tmp_path):
+    """Student seed i against baseline seed i: the interval's estimate is the reduction of
+    the error totals over both seeds, and the conclusions name only a row whose intervals
+    exclude zero on both test sets."""
+    from icefall_kd.decoding.wer import write_recogs
+    from icefall_kd.reporting.distill_table import (
+        TEST_SETS, interval_conclusions, paired_intervals)
+    from icefall_kd.reporting.result_key import ResultKey
+    from icefall_kd.reporting.results import collect_wers
+
+    suffix = ResultKey(1, 1, 8, 32).to_suffix()
+    refs = [["A", "B", "C", "D"]] * 200
+
+    def decode(exp: str, errors_per_utt):
+        res = tmp_path / exp / "greedy_search"
+        res.mkdir(parents=True)
+        for test_set in TEST_SETS:
+            results = [(f"u{i}", ref, ref[e:]) for i, (ref, e) in enumerate(zip(refs, errors_per_utt))]
+            write_recogs(res / f"recogs-{test_set}-{suffix}.txt", results)
+            wer = 100 * sum(errors_per_utt) / (4 * len(refs))
+            (res / f"wer-summary-{test_set}-{suffix}.txt").write_text(f"settings\tWER\n{suffix}\t{wer}\n")
+        return str(tmp_path / exp)
+
+    base = [decode("base1", [2, 1] * 100), decode("base2", [1, 1] * 100)]
+    better = [decode("kd1", [1, 0] * 100), decode("kd2", [0, 1] * 100)]
+    same = [decode("same1", [1, 2] * 100), decode("same2", [1, 1] * 100)]
+    wers = collect_wers([Path(d) for d in base + better + same])
+    iv_better = paired_intervals(better, base, list(wers), 8, 32)
+    iv_same = paired_intervals(same, base, list(wers), 8, 32)
+    assert iv_better["test-clean"].estimate == pytest.approx(1 - 200 / 500)
+    assert iv_better["test-clean"].seeds == 2 and iv_better["test-clean"].utterances == 200
+    assert iv_same["test-other"].estimate == pytest.approx(0.0)
+    lines = interval_conclusions([("kd", iv_better), ("same", iv_same)], "the baseline")
+    assert lines[0].startswith("- Fewer errors than the baseline") and lines[0].endswith(": kd.")
+    assert lines[1].endswith(": same.")

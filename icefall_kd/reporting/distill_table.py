@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from icefall_kd.reporting import paired_bootstrap
+from icefall_kd.reporting.paired_bootstrap import Interval
 from icefall_kd.reporting.results import DecodeKey, read_latency
 
 TEST_SETS = ("test-clean", "test-other")
@@ -151,37 +153,154 @@ def per_seed_differences(table: Sequence[Tuple[Row, dict]]) -> List[str]:
     return lines
 
 
-def distillation_table(table: Sequence[Tuple[Row, dict]]) -> List[str]:
-    """Markdown lines of the table, from :func:`table_cells`."""
+def _greedy_keys(keys: Sequence[DecodeKey], exp_dirs: Sequence[str], streaming: bool,
+                 chunk: int, left: int) -> List[Optional[DecodeKey]]:
+    return [find_key(keys, d, "greedy_search", chunk if streaming else None,
+                     left if streaming else None) for d in exp_dirs]
+
+
+def paired_intervals(row_dirs: Sequence[str], baseline_dirs: Sequence[str],
+                     keys: Sequence[DecodeKey], chunk: int, left: int) -> Dict[str, Optional[Interval]]:
+    """Paired-bootstrap intervals (:mod:`paired_bootstrap`) of a streaming row against the
+    baseline, seed i against baseline seed i, greedy search at (chunk, left): the relative
+    WER reduction per test set, and the first-token latency and symbol delay differences
+    (seconds) over both test sets together. None where an output is missing."""
+    pairs = [(b, m) for b, m in zip(_greedy_keys(keys, baseline_dirs, True, chunk, left),
+                                    _greedy_keys(keys, row_dirs, True, chunk, left))
+             if b is not None and m is not None]
+    out: Dict[str, Optional[Interval]] = {}
+    for test_set in TEST_SETS:
+        paths = [(b.res_dir / f"recogs-{test_set}-{b.suffix}.txt",
+                  m.res_dir / f"recogs-{test_set}-{m.suffix}.txt") for b, m in pairs]
+        paths = [(b, m) for b, m in paths if b.is_file() and m.is_file()]
+        out[test_set] = paired_bootstrap.relative_wer_reduction(
+            [(paired_bootstrap.utterance_errors(b), paired_bootstrap.utterance_errors(m))
+             for b, m in paths]) if paths else None
+    per_seed = []
+    for b, m in pairs:
+        arms = []
+        for key in (b, m):
+            merged = {}
+            for test_set in TEST_SETS:
+                path = key.res_dir / f"timestamps-{test_set}-{key.suffix}.jsonl"
+                lat = paired_bootstrap.utterance_latencies(path) if path.is_file() else {}
+                merged.update({f"{test_set}/{cut}": v for cut, v in lat.items()})
+            arms.append(merged)
+        if arms[0] and arms[1]:
+            per_seed.append(arms)
+    for name, pick in (("first token", lambda v: [] if v[0] is None else [v[0]]),
+                       ("symbol delay", lambda v: v[1])):
+        out[name] = paired_bootstrap.mean_difference(
+            [({c: pick(v) for c, v in b.items()}, {c: pick(v) for c, v in m.items()})
+             for b, m in per_seed]) if per_seed else None
+    return out
+
+
+def _reduction_text(interval: Optional[Interval]) -> str:
+    return interval.text(scale=100, unit="%") if interval else "-"
+
+
+def _latency_text(interval: Optional[Interval]) -> str:
+    return interval.text(scale=1000, digits=0) if interval else "-"
+
+
+def interval_conclusions(named: Sequence[Tuple[str, Dict[str, Optional[Interval]]]],
+                         against: str) -> List[str]:
+    """One sentence per kind of conclusion the intervals support, for rows of ``named``."""
+    better, worse, open_ = [], [], []
+    for name, iv in named:
+        wer = [iv.get(t) for t in TEST_SETS]
+        if None in wer:
+            continue
+        if all(i.low > 0 for i in wer):
+            better.append(name)
+        elif all(i.high < 0 for i in wer):
+            worse.append(name)
+        else:
+            open_.append(name)
+    lines = []
+    if better:
+        lines.append(f"- Fewer errors than {against} on both test sets, interval above zero: "
+                     + "; ".join(better) + ".")
+    if worse:
+        lines.append(f"- More errors than {against} on both test sets, interval below zero: "
+                     + "; ".join(worse) + ".")
+    if open_:
+        lines.append("- Not established on both test sets (an interval includes zero, or the "
+                     "two sets disagree): " + "; ".join(open_) + ".")
+    for measure in ("first token", "symbol delay"):
+        earlier = [n for n, iv in named if iv.get(measure) and iv[measure].high < 0]
+        later = [n for n, iv in named if iv.get(measure) and iv[measure].low > 0]
+        if earlier:
+            lines.append(f"- {measure.capitalize()} earlier than {against}, interval below "
+                         "zero: " + "; ".join(earlier) + ".")
+        if later:
+            lines.append(f"- {measure.capitalize()} later than {against}, interval above "
+                         "zero: " + "; ".join(later) + ".")
+    return lines
+
+
+def wer_standard_errors(keys: Sequence[DecodeKey], exp_dir: str, chunk: int, left: int
+                        ) -> Dict[str, Tuple[float, int]]:
+    """{test set: (bootstrap standard error of the WER in points, utterances)} of one
+    model's greedy result: what the test-set size alone gives."""
+    key = find_key(keys, exp_dir, "greedy_search", chunk, left)
+    out = {}
+    for test_set in TEST_SETS:
+        path = key.res_dir / f"recogs-{test_set}-{key.suffix}.txt" if key else None
+        if path is not None and path.is_file():
+            errors = paired_bootstrap.utterance_errors(path)
+            out[test_set] = (paired_bootstrap.wer_standard_error(errors), len(errors))
+    return out
+
+
+def distillation_table(table: Sequence[Tuple[Row, dict]],
+                       intervals: Optional[Dict[str, Dict[str, Optional[Interval]]]] = None
+                       ) -> List[str]:
+    """Markdown lines of the table, from :func:`table_cells`; ``intervals`` maps a row name
+    to its :func:`paired_intervals` against the baseline."""
+    intervals = intervals or {}
     by_name = {row.name: cells for row, cells in table}
     teacher = next((c for r, c in table if not r.streaming), None)
     baseline = by_name.get("streaming baseline")
     lines = [
         "| model | seeds | greedy test-clean | greedy test-other | beam test-clean | beam test-other "
-        "| rel. WER reduction vs baseline (greedy clean / other) | gap to teacher closed "
-        "(greedy clean / other) | first token ms | symbol delay ms |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| rel. WER reduction vs baseline, 95% CI (greedy test-clean) | same, test-other "
+        "| gap to teacher closed (greedy clean / other) | first token ms | symbol delay ms "
+        "| first token vs baseline, ms, 95% CI | symbol delay vs baseline, ms, 95% CI |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row, cells in table:
-        reduction, closed = [], []
+        closed = []
         for test_set in TEST_SETS:
             col = f"greedy {test_set}"
             wer, base = cells[col].mean, paired_baseline(baseline, cells, col)
             teach = teacher[col].mean if teacher else None
             if row.streaming and base and wer is not None and row.name != "streaming baseline":
-                reduction.append(f"{100 * (base - wer) / base:+.1f}%")
                 closed.append(f"{100 * (base - wer) / (base - teach):+.0f}%"
                               if teach is not None and base > teach else "-")
             else:
-                reduction.append("-")
                 closed.append("-")
+        iv = intervals.get(row.name, {})
         seeds = len(cells["greedy test-clean"].values)
         lines.append(
             f"| {row.name} | {seeds} | " + " | ".join(
                 cells[f"{tag} {t}"].text() for tag in ("greedy", "beam") for t in TEST_SETS)
-            + f" | {' / '.join(reduction)} | {' / '.join(closed)} | "
-            f"{cells['first token ms'].text(0)} | {cells['symbol delay ms'].text(0)} |")
+            + " | " + " | ".join(_reduction_text(iv.get(t)) for t in TEST_SETS)
+            + f" | {' / '.join(closed)} | "
+            f"{cells['first token ms'].text(0)} | {cells['symbol delay ms'].text(0)} | "
+            f"{_latency_text(iv.get('first token'))} | {_latency_text(iv.get('symbol delay'))} |")
     return lines
+
+
+def table_intervals(table: Sequence[Tuple[Row, dict]], wers: Dict[DecodeKey, Dict[str, float]],
+                    chunk: int, left: int) -> Dict[str, Dict[str, Optional[Interval]]]:
+    """:func:`paired_intervals` of every streaming student row of ``table``."""
+    baseline = next((r for r, _ in table if r.name == "streaming baseline"), None)
+    if baseline is None:
+        return {}
+    return {row.name: paired_intervals(row.exp_dirs, baseline.exp_dirs, list(wers), chunk, left)
+            for row, _ in table if row.streaming and row is not baseline}
 
 
 def decoded_chunks(wers: Dict[DecodeKey, Dict[str, float]], exp_dirs: Sequence[str]
@@ -200,8 +319,9 @@ def chunk_sweep_table(wers: Dict[DecodeKey, Dict[str, float]], series: Dict[str,
     teacher-baseline gap it closes against ``baseline_dir`` at the same chunk, latency."""
     teacher = row_cells(Row("teacher", [teacher_dir], streaming=False), wers, 0, 0)
     lines = ["| chunk ms | left ms | model | greedy test-clean | greedy test-other | gap to "
-             "teacher closed (clean / other) | first token ms | symbol delay ms |",
-             "|---:|---:|---|---:|---:|---:|---:|---:|"]
+             "teacher closed (clean / other) | rel. WER reduction vs baseline, 95% CI "
+             "(test-clean) | same, test-other | first token ms | symbol delay ms |",
+             "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
     for chunk, left in decoded_chunks(wers, list(series.values())):
         base = row_cells(Row("baseline", [baseline_dir]), wers, chunk, left)
         for name, exp_dir in series.items():
@@ -214,9 +334,13 @@ def chunk_sweep_table(wers: Dict[DecodeKey, Dict[str, float]], series: Dict[str,
                 wer, b, t = cells[col].mean, base[col].mean, teacher[col].mean
                 closed.append(f"{100 * (b - wer) / (b - t):+.0f}%" if None not in (wer, b, t)
                               and b > t and exp_dir != baseline_dir else "-")
+            iv = (paired_intervals([exp_dir], [baseline_dir], list(wers), chunk, left)
+                  if exp_dir != baseline_dir else {})
             lines.append(f"| {chunk * 40} | {left * 40} | {name} | "
                          f"{cells['greedy test-clean'].text()} | {cells['greedy test-other'].text()} | "
-                         f"{' / '.join(closed)} | {cells['first token ms'].text(0)} | "
+                         f"{' / '.join(closed)} | "
+                         + " | ".join(_reduction_text(iv.get(t)) for t in TEST_SETS)
+                         + f" | {cells['first token ms'].text(0)} | "
                          f"{cells['symbol delay ms'].text(0)} |")
     return lines
 

@@ -93,6 +93,14 @@ def utterance_record(cut, sp, hyp, first_token_seconds: Optional[float]) -> dict
     }
 
 
+def record_symbol_delays(record: dict) -> List[float]:
+    """Symbol delays (seconds) of one :func:`utterance_record`; none without word times."""
+    if not record["ref_word_starts"] or len(record["ref_word_starts"]) != len(record["ref_words"]):
+        return []
+    return symbol_delays(record["ref_words"], record["ref_word_starts"], record["hyp_words"],
+                         record["hyp_word_starts"])
+
+
 def latency_summary(records) -> dict:
     first, first_vs_onset, delays = [], [], []
     for r in records:
@@ -100,17 +108,13 @@ def latency_summary(records) -> dict:
             first.append(r["first_token_seconds"])
             if r["ref_word_starts"]:
                 first_vs_onset.append(r["first_token_seconds"] - r["ref_word_starts"][0])
-        if r["ref_word_starts"] and len(r["ref_word_starts"]) == len(r["ref_words"]):
-            delays += symbol_delays(r["ref_words"], r["ref_word_starts"], r["hyp_words"],
-                                    r["hyp_word_starts"])
+        delays += record_symbol_delays(r)
     return {
         "first_token_latency": LatencySummary.of(first).__dict__,
         "first_token_after_first_word_onset": LatencySummary.of(first_vs_onset).__dict__,
         "symbol_delay": LatencySummary.of(delays).__dict__,
         "symbol_delay_std_ms": float(np.std(delays) * 1000) if len(delays) > 1 else float("nan"),
     }
-
-
 
 
 def write_latency_files(res_dir: Path, test_set: str, suffix: str, records: List[dict],
@@ -122,6 +126,10 @@ def write_latency_files(res_dir: Path, test_set: str, suffix: str, records: List
         json.dump(summary, f, indent=2)
     with open(res_dir / f"timestamps-{test_set}-{suffix}.jsonl", "w") as f:
         for r in records:
+            # The per-utterance latencies are what the paired bootstrap of RESULTS.md reads.
             f.write(json.dumps({"cut_id": r["cut_id"], "hyp": r["hyp_words"],
-                                "token_times": r["token_times"]}) + "\n")
+                                "token_times": r["token_times"],
+                                "first_token_seconds": r["first_token_seconds"],
+                                "symbol_delays": [round(d, 4) for d in record_symbol_delays(r)]})
+                    + "\n")
     return summary

@@ -20,11 +20,15 @@ from icefall_kd.reporting.distill_table import (
     chunk_sweep_table,
     default_rows,
     distillation_table,
+    interval_conclusions,
     per_seed_differences,
     plot_wer_vs_chunk,
     plot_wer_vs_latency,
     table_cells,
+    table_intervals,
+    wer_standard_errors,
 )
+from icefall_kd.reporting.paired_bootstrap import DEFAULT_RESAMPLES
 from icefall_kd.reporting.result_key import ResultKey
 from icefall_kd.reporting.results import (
     collect_wers,
@@ -357,16 +361,20 @@ def aligner_section() -> list:
 LIMITS_OF_THE_COMPARISON = (
     "**What this table can and cannot show.** The distillation settings (loss weights, "
     "temperature, entropy floor, epochs per stage) are run.sh's defaults, chosen earlier with "
-    "test-clean in view, not selected on dev-clean. The test sets are small (utterance counts "
-    "in README's corpus report). The ± is half the range over seeds, not a confidence "
-    "interval, and no interval of the paired differences is computed, so no difference in "
-    "this table is established as real.")
+    "test-clean in view, not selected on dev-clean. The ± is half the range over seeds. The "
+    "intervals are a paired bootstrap: each replicate draws test utterances with replacement "
+    "(the same ones for a model and its baseline) and, with several seeds, seeds with "
+    "replacement (a student with the baseline seed it started from); a row with one seed has "
+    "an interval from the test utterances alone, which says nothing about seed-to-seed spread.")
+BOOTSTRAP_NOTE = (f"{DEFAULT_RESAMPLES} replicates, 95% percentile intervals "
+                  "(`icefall_kd/reporting/paired_bootstrap.py`).")
 
 
 def distillation_section(wers, args) -> list:
     rows = default_rows({d: seed_dirs(d) for d in ("transducer_streaming/exp", METHOD)})
     cells = table_cells(wers, rows, args.decode_chunk, args.decode_left_context)
-    table = distillation_table(cells)
+    intervals = table_intervals(cells, wers, args.decode_chunk, args.decode_left_context)
+    table = distillation_table(cells, intervals)
     if len(table) <= 3:  # header + teacher + baseline only: no student decoded yet
         return []
     chunk_ms, left_ms = args.decode_chunk * 40, args.decode_left_context * 40
@@ -382,7 +390,15 @@ def distillation_section(wers, args) -> list:
              "(baseline - model) / baseline. Gap closed: (baseline - "
              "model) / (baseline - teacher). Latency: greedy search, mean over test-clean and "
              "test-other (definitions in the Latency section).", "",
-             LIMITS_OF_THE_COMPARISON, ""] + table
+             LIMITS_OF_THE_COMPARISON + " " + BOOTSTRAP_NOTE, ""]
+    standard_errors = wer_standard_errors(list(wers), "transducer_streaming/exp",
+                                          args.decode_chunk, args.decode_left_context)
+    if standard_errors:
+        lines += ["The test-set size alone gives the baseline's greedy WER a bootstrap standard "
+                  "error of " + " and ".join(f"{se:.2f} points on {t} ({n} utterances)"
+                                             for t, (se, n) in standard_errors.items()) + ".", ""]
+    lines += table + ["", "What the intervals support:", ""] + interval_conclusions(
+        [(name, iv) for name, iv in intervals.items()], "the streaming baseline")
     paired = per_seed_differences(cells)
     if paired:
         lines += [""] + paired
@@ -408,7 +424,10 @@ def chunk_conv_section(wers) -> list:
             "and with `--conv-context chunk` (each frame's centred kernel reads the rest of its "
             "chunk, zeros past the chunk's end), greedy search in simulated streaming. Gap "
             "closed: (causal baseline - model) / (causal baseline - teacher) at the same chunk. "
-            "Real-time factors: the chunk-wise rows of the Latency section.", ""
+            "Relative WER reduction against the causal baseline at the same chunk, with a paired "
+            "bootstrap interval over test utterances (one seed each: the interval says nothing "
+            "about seed-to-seed spread); " + BOOTSTRAP_NOTE + " Real-time factors: the "
+            "chunk-wise rows of the Latency section.", ""
             ] + chunk_sweep_table(wers, series, "transducer_streaming/exp", MODELS[0][0])
 
 
