@@ -7,6 +7,9 @@ Usage (after prepare.sh; from the repository root):
   .venv/bin/python benchmarks/bench_training.py --recipe-dir egs/librispeech/ASR \
       --presets small default --against 7aa13c2 --batches 22 --threads 1 \
       --output benchmarks/results/training.md
+  .venv/bin/python benchmarks/bench_training.py --recipe-dir egs/librispeech/ASR \
+      --lang-dir data/lang_bpe_100 --presets small zipformer-small --side-by-side \
+      --batches 14 --threads 1 --output benchmarks/results/training_zipformer.md
 
 How it measures:
 - the batches are drawn once (train-clean-100, max-duration 100 s as in run.sh's default
@@ -135,12 +138,12 @@ def draw_batches(recipe_dir: Path, lang_dir: Path, count: int, max_duration: flo
     return durations
 
 
-def run_model(revisions: dict, preset: str, causal: bool, durations: list, schedule: list,
-              batches_file: Path, lang_dir: Path, threads: int, bf16: bool) -> dict:
-    """Trains one model per revision on the same steps, alternating. -> {revision: stats}"""
-    workers = {name: Worker(root, preset, causal, batches_file, lang_dir, threads,
-                            bf16 and name == "current")
-               for name, root in revisions.items()}
+def run_workers(specs: dict, causal: bool, durations: list, schedule: list,
+                batches_file: Path, lang_dir: Path, threads: int) -> dict:
+    """Trains one model per spec (label -> (code root, preset, bf16)) on the same steps,
+    alternating. -> {label: stats}"""
+    workers = {label: Worker(root, preset, causal, batches_file, lang_dir, threads, bf16)
+               for label, (root, preset, bf16) in specs.items()}
     names = list(workers)
     for i, (chunk, left) in enumerate(schedule):
         order = names if i % 2 == 0 else names[::-1]
@@ -152,6 +155,13 @@ def run_model(revisions: dict, preset: str, causal: bool, durations: list, sched
     return {name: {"parameters": w.parameters, "audio_per_second": audio / w.seconds,
                    "seconds": w.seconds, "peak_rss_mb": w.close()}
             for name, w in workers.items()}
+
+
+def run_model(revisions: dict, preset: str, causal: bool, durations: list, schedule: list,
+              batches_file: Path, lang_dir: Path, threads: int, bf16: bool) -> dict:
+    """One model per revision (bf16 for the current code only). -> {revision: stats}"""
+    specs = {name: (root, preset, bf16 and name == "current") for name, root in revisions.items()}
+    return run_workers(specs, causal, durations, schedule, batches_file, lang_dir, threads)
 
 
 def reference_worktree(ref: str, directory: Path) -> Path:
@@ -180,6 +190,9 @@ def main() -> None:
                         help="Git revision to compare with, timed in the same run")
     parser.add_argument("--bf16", action="store_true",
                         help="Run the current code under bf16 autocast (the reference in fp32)")
+    parser.add_argument("--side-by-side", action="store_true",
+                        help="Time the --presets against each other (current code, steps "
+                             "alternating between them) instead of against --against")
     parser.add_argument("--seed", type=int, default=0, help="Seed of the chunk draws")
     parser.add_argument("--output", type=Path, default=None)
     # Worker-only options (the parent starts workers with them).
@@ -191,6 +204,9 @@ def main() -> None:
     if args.worker:
         args.preset = args.presets[0]
         return worker(args)
+    if args.side_by_side and (args.against or len(args.presets) < 2):
+        parser.error("--side-by-side compares two or more --presets of the current code; "
+                     "it does not combine with --against")
 
     sys.path.insert(0, str(REPO))
     from icefall_kd.utils import publish_report
@@ -216,7 +232,24 @@ def main() -> None:
         revisions["current"] = REPO
         try:
             sections = []
-            for preset in args.presets:
+            if args.side_by_side:
+                # The presets against each other (current code), alternating step by step.
+                rows = ["| model | preset | parameters | s audio / s | relative to "
+                        f"`{args.presets[0]}` | peak RSS MB |", "|---|---|---:|---:|---:|---:|"]
+                for name, causal in MODELS:
+                    schedule = streaming_schedule if causal else [(-1, -1)] * args.batches
+                    specs = {preset: (REPO, preset, args.bf16) for preset in args.presets}
+                    stats = run_workers(specs, causal, durations, schedule, batches_file,
+                                        lang_dir, args.threads)
+                    base = stats[args.presets[0]]["audio_per_second"]
+                    for preset, st in stats.items():
+                        rows.append(f"| {name} | {preset} | {st['parameters'] / 1e6:.2f} M | "
+                                    f"{st['audio_per_second']:.0f} | "
+                                    f"{st['audio_per_second'] / base:.2f}x | "
+                                    f"{st['peak_rss_mb']:.0f} |")
+                        print(rows[-1], flush=True)
+                sections.append("Presets side by side:\n\n" + "\n".join(rows) + "\n")
+            for preset in ([] if args.side_by_side else args.presets):
                 rows = ["| model | code | parameters | s audio / s | speed-up | peak RSS MB |",
                         "|---|---|---:|---:|---:|---:|"]
                 for name, causal in MODELS:
@@ -246,7 +279,8 @@ def main() -> None:
             f"{args.batches - WARMUP_STEPS} timed steps per model (after {WARMUP_STEPS} "
             f"warm-up steps) on the same {sum(durations[WARMUP_STEPS:]):.0f} s of audio "
             f"(batches of up to {args.max_duration:.0f} s), {args.threads} thread(s) per "
-            f"worker, steps alternating between the revisions. Streaming chunk/left "
+            f"worker, steps alternating between the "
+            f"{'presets' if args.side_by_side else 'revisions'}. Streaming chunk/left "
             f"context per timed step: {draws}.\n\n" + "\n".join(sections))
     publish_report(text, output)
 

@@ -18,7 +18,7 @@ def test_run_sh_tiny_profile_writes_results(prepared_tiny):
     env = dict(os.environ, ICEFALL_KD_SKIP_INSTALL="1",
                PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
     result = subprocess.run(["bash", "run.sh", "--profile", "tiny", "--ablations", "true",
-                             "--seeds", "2"], cwd=prepared_tiny, env=env,
+                             "--seeds", "2", "--zipformer", "true"], cwd=prepared_tiny, env=env,
                             capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     results = (prepared_tiny / "RESULTS.md").read_text()
@@ -82,3 +82,18 @@ def test_run_sh_tiny_profile_writes_results(prepared_tiny):
     for encoder in encoders:
         metadata = {p.key: p.value for p in onnx.load(str(encoder)).metadata_props}
         assert metadata[ONNX_METADATA_KEY] == lang.to_metadata(), encoder
+    # --zipformer true (issue 19): the Zipformer teacher, baseline, control and method,
+    # decoded, beside the Conformer; the method exported to sherpa-onnx's zipformer2 contract.
+    zipformer = results.split("## Zipformer")[1].split("\n## ")[0]
+    rows = [l for l in zipformer.splitlines() if l.startswith("| ") and not l.startswith("| model")]
+    assert [r.split(" | ")[0][2:] for r in rows[:4]] == [
+        "Conformer teacher (full context)", "Conformer streaming baseline",
+        "Zipformer teacher (full context)", "Zipformer streaming baseline"], zipformer
+    for row in rows:
+        assert len(re.findall(r"\| \d+\.\d\d ", row + " ")) == 4, row  # greedy and beam WERs
+    assert "| Zipformer, two stages, adaptive power transform (the method) | 1 |" in zipformer
+    assert sherpa.count("| kd_stage2_output/exp-zipformer | fp32 |") == 2, sherpa
+    assert sherpa.count("| transducer_teacher/exp-zipformer | fp32 |") == 2, sherpa
+    encoder = sorted((prepared_tiny / "kd_stage2_output" / "exp-zipformer").glob("encoder-*.onnx"))[0]
+    metadata = {p.key: p.value for p in onnx.load(str(encoder)).metadata_props}
+    assert metadata["model_type"] == "zipformer2", metadata

@@ -255,14 +255,14 @@ def wer_standard_errors(keys: Sequence[DecodeKey], exp_dir: str, chunk: int, lef
 
 
 def distillation_table(table: Sequence[Tuple[Row, dict]],
-                       intervals: Optional[Dict[str, Dict[str, Optional[Interval]]]] = None
-                       ) -> List[str]:
+                       intervals: Optional[Dict[str, Dict[str, Optional[Interval]]]] = None,
+                       baseline_name: str = "streaming baseline") -> List[str]:
     """Markdown lines of the table, from :func:`table_cells`; ``intervals`` maps a row name
-    to its :func:`paired_intervals` against the baseline."""
+    to its :func:`paired_intervals` against the row named ``baseline_name``."""
     intervals = intervals or {}
     by_name = {row.name: cells for row, cells in table}
     teacher = next((c for r, c in table if not r.streaming), None)
-    baseline = by_name.get("streaming baseline")
+    baseline = by_name.get(baseline_name)
     lines = [
         "| model | seeds | greedy test-clean | greedy test-other | beam test-clean | beam test-other "
         "| rel. WER reduction vs baseline, 95% CI (greedy test-clean) | same, test-other "
@@ -276,7 +276,7 @@ def distillation_table(table: Sequence[Tuple[Row, dict]],
             col = f"greedy {test_set}"
             wer, base = cells[col].mean, paired_baseline(baseline, cells, col)
             teach = teacher[col].mean if teacher else None
-            if row.streaming and base and wer is not None and row.name != "streaming baseline":
+            if row.streaming and base and wer is not None and row.name != baseline_name:
                 closed.append(f"{100 * (base - wer) / (base - teach):+.0f}%"
                               if teach is not None and base > teach else "-")
             else:
@@ -294,9 +294,10 @@ def distillation_table(table: Sequence[Tuple[Row, dict]],
 
 
 def table_intervals(table: Sequence[Tuple[Row, dict]], wers: Dict[DecodeKey, Dict[str, float]],
-                    chunk: int, left: int) -> Dict[str, Dict[str, Optional[Interval]]]:
-    """:func:`paired_intervals` of every streaming student row of ``table``."""
-    baseline = next((r for r, _ in table if r.name == "streaming baseline"), None)
+                    chunk: int, left: int, baseline_name: str = "streaming baseline"
+                    ) -> Dict[str, Dict[str, Optional[Interval]]]:
+    """:func:`paired_intervals` of every streaming row of ``table`` but the baseline."""
+    baseline = next((r for r, _ in table if r.name == baseline_name), None)
     if baseline is None:
         return {}
     return {row.name: paired_intervals(row.exp_dirs, baseline.exp_dirs, list(wers), chunk, left)

@@ -37,6 +37,14 @@
 #                             (--conv-context chunk) and the method on top of it (stage 8),
 #                             decode them at every sweep chunk (stage 9) and export the method
 #                             (stage 10)
+#   --zipformer true|false    [false] also train a Zipformer teacher and streaming baseline
+#                             (--zipformer-preset, --zipformer-epochs), then the method with the
+#                             Zipformer teacher and student beside its control (stage 8);
+#                             decode (stage 9) and export them (stage 10)
+#   --zipformer-preset P      [zipformer-small; zipformer-tiny for tiny]
+#   --zipformer-epochs N      [3; 2 for tiny] epochs of the Zipformer teacher and baseline:
+#                             about the Conformer's training wall time at the default 6
+#                             (benchmarks/results/training_zipformer.md has the step times)
 #   --parallel-training B     [true] run trainings side by side, one CPU thread each (on
 #                             a 2-core CPU this beats one after the other with two threads)
 #   --stage N / --stop-stage N [0 / 11]
@@ -54,7 +62,9 @@
 #      the baseline trained on for as many updates without a teacher -> transducer_streaming/exp-continued
 #   7  distillation stage 2 (adaptive output KD) -> kd_stage2_output/exp
 #   8  ablations (--ablations true), extra seeds (--seeds N), chunk-aware convolution
-#      (--chunk-conv true): transducer_streaming/exp-chunk-conv, kd_stage{1,2}_*/exp-chunk-conv
+#      (--chunk-conv true): transducer_streaming/exp-chunk-conv, kd_stage{1,2}_*/exp-chunk-conv;
+#      Zipformer (--zipformer true): transducer_{teacher,streaming}/exp-zipformer, then
+#      kd_stage{1,2}_*/exp-zipformer and transducer_streaming/exp-zipformer-continued
 #   9  decode every student (greedy, beam; chunk sizes 160/320/640 ms for the baseline and the
 #      method) and the method chunk-wise from audio
 #   10 export the distilled student (streaming) and the teacher (offline) to sherpa-onnx,
@@ -80,6 +90,9 @@ teacher_targets=""
 ablations=false
 seeds=1
 chunk_conv=false
+zipformer=false
+zipformer_preset=""
+zipformer_epochs=""
 parallel_training=true
 stage=0
 stop_stage=11
@@ -90,10 +103,15 @@ case "$chunk_conv" in
   true|false) ;;
   *) echo "run.sh: --chunk-conv takes true or false, got '$chunk_conv'" >&2; exit 1 ;;
 esac
+case "$zipformer" in
+  true|false) ;;
+  *) echo "run.sh: --zipformer takes true or false, got '$zipformer'" >&2; exit 1 ;;
+esac
 . local/setup_env.sh
 
 if [ "$profile" = tiny ]; then
   vocab=200; model_preset=${model_preset:-tiny}; num_epochs=${num_epochs:-2}; avg=${avg:-1}
+  zipformer_preset=${zipformer_preset:-zipformer-tiny}; zipformer_epochs=${zipformer_epochs:-2}
   max_duration=${max_duration:-40}; teacher_targets=${teacher_targets:-exported}
   extra_train=(--num-buckets 2 --drop-last false --warm-step 20 --warmup-batches 10 --save-every-n 20)
   extra_kd=(--num-buckets 2 --drop-last false --warmup-batches 5 --save-every-n 20
@@ -104,6 +122,7 @@ else
   # models stayed in the "mostly blank" phase for 1,500 updates; the 'small' preset with 100
   # pieces, lr 1e-3, CTC 0.5 and no SpecAugment/dropout left it after about 700 updates.
   vocab=100; model_preset=${model_preset:-small}; num_epochs=${num_epochs:-6}; avg=${avg:-2}
+  zipformer_preset=${zipformer_preset:-zipformer-small}; zipformer_epochs=${zipformer_epochs:-3}
   max_duration=${max_duration:-100}; teacher_targets=${teacher_targets:-online}
   extra_train=(--base-lr 0.001 --lr-batches 5000 --warm-step 300 --warmup-batches 100
     --save-every-n 200 --ctc-loss-scale 0.5 --enable-spec-aug false --dropout 0.0)
@@ -144,9 +163,13 @@ run_logged() { record "$@"; "$@"; }
 . local/lanes.sh
 
 num_workers=$([ "$parallel_training" = true ] && echo 0 || echo 1)
-common_train=(--model-preset "$model_preset" --lang-dir "$lang_dir" --max-duration "$max_duration"
-  --num-workers "$num_workers" --average-period 10 --log-interval 20)
-[ -n "$train_parts" ] && common_train+=(--train-parts "$train_parts")
+train_options() {  # preset: the options every training of that model shares
+  local options=(--model-preset "$1" --lang-dir "$lang_dir" --max-duration "$max_duration"
+    --num-workers "$num_workers" --average-period 10 --log-interval 20)
+  [ -n "$train_parts" ] && options+=(--train-parts "$train_parts")
+  printf '%s\n' "${options[@]}"
+}
+mapfile -t common_train < <(train_options "$model_preset")
 train_args=("${common_train[@]}" --num-epochs "$num_epochs" "${extra_train[@]}")
 kd_avg=$(( kd_epochs < avg ? kd_epochs : avg ))
 teacher=(--teacher-exp-dir transducer_teacher/exp --teacher-epoch "$num_epochs" --teacher-avg "$avg")
@@ -272,15 +295,50 @@ student_lane() {  # name, options...: a baseline of its own (exp-NAME), then sta
 seed_lane() { student_lane "seed$1" --seed "$1"; }  # seed: its own baseline and method
 # The convolution reads the rest of its chunk (issue 16): the same recipe, one option.
 chunk_conv_lane() { student_lane chunk-conv --conv-context chunk; }
+# Zipformer (issue 19): its own teacher and baseline (the same recipe, another encoder),
+# then the method with that teacher and student beside its control, as in stages 6-7.
+mapfile -t zipformer_train < <(train_options "$zipformer_preset")
+zipformer_avg=$(( zipformer_epochs < avg ? zipformer_epochs : avg ))
+zipformer_from_baseline=(--init-from transducer_streaming/exp-zipformer
+  --init-epoch "$zipformer_epochs" --init-avg "$zipformer_avg")
+# Online teacher targets: the exported ones (stage 6) are the Conformer teacher's.
+zipformer_kd_args=("${zipformer_train[@]}" "${extra_kd[@]}"
+  --teacher-exp-dir transducer_teacher/exp-zipformer --teacher-epoch "$zipformer_epochs"
+  --teacher-avg "$zipformer_avg" --teacher-targets online)
+zipformer_from_scratch_lane() {  # teacher|streaming
+  train transducer_$1/exp-zipformer/train.log ./transducer_$1/train.py \
+    --exp-dir transducer_$1/exp-zipformer "${zipformer_train[@]}" \
+    --num-epochs "$zipformer_epochs" "${extra_train[@]}"
+}
+zipformer_method_lane() {
+  train kd_stage1_hidden/exp-zipformer/train.log ./kd_stage1_hidden/train.py \
+    --exp-dir kd_stage1_hidden/exp-zipformer "${zipformer_kd_args[@]}" "${one_stage[@]}" \
+    "${zipformer_from_baseline[@]}"
+  train kd_stage2_output/exp-zipformer/train.log ./kd_stage2_output/train.py \
+    --exp-dir kd_stage2_output/exp-zipformer "${zipformer_kd_args[@]}" "${one_stage[@]}" \
+    --init-from kd_stage1_hidden/exp-zipformer --init-epoch "$kd_epochs" --init-avg "$kd_avg"
+}
+zipformer_control_lane() {
+  train transducer_streaming/exp-zipformer-continued/train.log ./transducer_streaming/train.py \
+    --exp-dir transducer_streaming/exp-zipformer-continued "${zipformer_train[@]}" \
+    "${extra_kd[@]}" "${two_stages[@]}" "${zipformer_from_baseline[@]}"
+}
 if [ $stage -le 8 ] && [ $stop_stage -ge 8 ]; then
   begin_stage 8 "ablations ($ablations), seeds ($seeds), chunk-aware convolution ($chunk_conv)"
   [ "$ablations" = true ] && in_lane ablations-1 ablation_lane_single_stage
   [ "$ablations" = true ] && in_lane ablations-2 ablation_lane_joint_and_fixed
   [ "$chunk_conv" = true ] && in_lane chunk-conv chunk_conv_lane
+  [ "$zipformer" = true ] && in_lane zipformer-teacher zipformer_from_scratch_lane teacher
+  [ "$zipformer" = true ] && in_lane zipformer-baseline zipformer_from_scratch_lane streaming
   # One lane per seed: the seed lanes are the long pole (a baseline from scratch each), and
   # lanes that queue behind one another would leave a core idle once the ablations end.
   for seed in $(seq 2 "$seeds"); do in_lane seed-$seed seed_lane "$seed"; done
   wait_lanes
+  if [ "$zipformer" = true ]; then  # these need the Zipformer teacher and baseline
+    in_lane zipformer-method zipformer_method_lane
+    in_lane zipformer-control zipformer_control_lane
+    wait_lanes
+  fi
 fi
 
 if [ $stage -le 9 ] && [ $stop_stage -ge 9 ]; then
@@ -309,13 +367,26 @@ if [ $stage -le 9 ] && [ $stop_stage -ge 9 ]; then
   done
   decode_student transducer_streaming/exp-chunk-conv "$num_epochs" "$avg" "${streaming_mode[@]}"
   decode_student kd_stage2_output/exp-chunk-conv "$kd_epochs" "$kd_avg" "${streaming_mode[@]}"
+  decode_student transducer_streaming/exp-zipformer "$zipformer_epochs" "$zipformer_avg" "${streaming_mode[@]}"
+  decode_student transducer_streaming/exp-zipformer-continued $(( 2 * kd_epochs )) "$kd_avg" "${streaming_mode[@]}"
+  decode_student kd_stage2_output/exp-zipformer "$kd_epochs" "$kd_avg" "${streaming_mode[@]}"
+  if [ -f "transducer_teacher/exp-zipformer/epoch-$zipformer_epochs.pt" ]; then
+    for method in "greedy_search --max-sym-per-frame 1" "modified_beam_search --beam-size 4"; do
+      # shellcheck disable=SC2086
+      run_logged ./transducer_teacher/decode.py --exp-dir transducer_teacher/exp-zipformer \
+        --epoch "$zipformer_epochs" --avg "$zipformer_avg" --lang-dir "$lang_dir" --max-duration 300 \
+        --num-workers 1 "${decode_feats[@]}" --decoding-method $method --skip-existing true
+    done
+  fi
   # WER against chunk size (the plot), greedy, for the baseline and the method (and their
   # chunk-aware convolution twins with --chunk-conv true).
   for chunk in $sweep_chunks; do
     [ "$chunk" = "$decode_chunk" ] && continue
     for model in "transducer_streaming/exp $num_epochs $avg" "kd_stage2_output/exp $kd_epochs $kd_avg" \
                  "transducer_streaming/exp-chunk-conv $num_epochs $avg" \
-                 "kd_stage2_output/exp-chunk-conv $kd_epochs $kd_avg"; do
+                 "kd_stage2_output/exp-chunk-conv $kd_epochs $kd_avg" \
+                 "transducer_streaming/exp-zipformer $zipformer_epochs $zipformer_avg" \
+                 "kd_stage2_output/exp-zipformer $kd_epochs $kd_avg"; do
       read -r exp epoch a <<< "$model"
       [ -f "$exp/epoch-$epoch.pt" ] || continue
       run_logged ./transducer_streaming/decode.py --exp-dir "$exp" --epoch "$epoch" --avg "$a" \
@@ -327,12 +398,14 @@ if [ $stage -le 9 ] && [ $stop_stage -ge 9 ]; then
   chunkwise kd_stage2_output/exp "$kd_epochs" "$kd_avg" greedy_search
   chunkwise transducer_streaming/exp-chunk-conv "$num_epochs" "$avg" greedy_search
   chunkwise kd_stage2_output/exp-chunk-conv "$kd_epochs" "$kd_avg" greedy_search
+  chunkwise transducer_streaming/exp-zipformer "$zipformer_epochs" "$zipformer_avg" greedy_search
+  chunkwise kd_stage2_output/exp-zipformer "$kd_epochs" "$kd_avg" greedy_search
 fi
 
 if [ $stage -le 10 ] && [ $stop_stage -ge 10 ]; then
   begin_stage 10 "export to sherpa-onnx, check, decode with sherpa-onnx"
-  # The method, and its chunk-aware convolution twin when --chunk-conv true trained it.
-  for exp in kd_stage2_output/exp kd_stage2_output/exp-chunk-conv; do
+  # The method, and its chunk-aware convolution and Zipformer twins where they were trained.
+  for exp in kd_stage2_output/exp kd_stage2_output/exp-chunk-conv kd_stage2_output/exp-zipformer; do
     [ -f "$exp/epoch-$kd_epochs.pt" ] || continue
     student=(--exp-dir "$exp" --epoch "$kd_epochs" --avg "$kd_avg")
     run_logged ./transducer_streaming/export_onnx.py "${student[@]}" --lang-dir "$lang_dir" "${streaming_mode[@]}"
@@ -343,6 +416,12 @@ if [ $stage -le 10 ] && [ $stop_stage -ge 10 ]; then
   teacher_files=(--exp-dir transducer_teacher/exp --epoch "$num_epochs" --avg "$avg" --lang-dir "$lang_dir")
   run_logged ./transducer_teacher/export_onnx.py "${teacher_files[@]}"
   run_logged ./transducer_teacher/sherpa_decode.py "${teacher_files[@]}" --test-sets "test-clean test-other"
+  if [ -f "transducer_teacher/exp-zipformer/epoch-$zipformer_epochs.pt" ]; then
+    teacher_files=(--exp-dir transducer_teacher/exp-zipformer --epoch "$zipformer_epochs"
+      --avg "$zipformer_avg" --lang-dir "$lang_dir")
+    run_logged ./transducer_teacher/export_onnx.py "${teacher_files[@]}"
+    run_logged ./transducer_teacher/sherpa_decode.py "${teacher_files[@]}" --test-sets "test-clean test-other"
+  fi
 fi
 
 if [ $stage -le 11 ] && [ $stop_stage -ge 11 ]; then

@@ -24,6 +24,8 @@ from icefall_kd.reporting.distill_table import (
     per_seed_differences,
     plot_wer_vs_chunk,
     plot_wer_vs_latency,
+    row_cells,
+    Row,
     table_cells,
     table_intervals,
     wer_standard_errors,
@@ -43,11 +45,19 @@ from icefall_kd.utils import HelpFormatter
 TEST_SETS = ("dev-clean", "test-clean", "test-other")
 MODELS = (("transducer_teacher/exp", "teacher"), ("transducer_streaming/exp", "streaming baseline"))
 METHOD = "kd_stage2_output/exp"
-NAMES = {**dict(MODELS), METHOD: "distilled student (two stages, adaptive)",
-         CHUNK_CONV_BASELINE: "streaming baseline, chunk-aware convolution",
-         CHUNK_CONV_METHOD: "distilled student on the chunk-aware baseline"}
+
 # run.sh --chunk-conv true: the baseline and the method again, --conv-context chunk.
 CHUNK_CONV = (CHUNK_CONV_BASELINE, CHUNK_CONV_METHOD)
+# run.sh --zipformer true (issue 19): the same recipe with the Zipformer encoder.
+ZIPFORMER_TEACHER = "transducer_teacher/exp-zipformer"
+ZIPFORMER_BASELINE = "transducer_streaming/exp-zipformer"
+ZIPFORMER_CONTROL = "transducer_streaming/exp-zipformer-continued"
+ZIPFORMER_METHOD = "kd_stage2_output/exp-zipformer"
+NAMES = {**dict(MODELS), METHOD: "distilled student (two stages, adaptive)",
+         CHUNK_CONV_BASELINE: "streaming baseline, chunk-aware convolution",
+         CHUNK_CONV_METHOD: "distilled student on the chunk-aware baseline",
+         ZIPFORMER_BASELINE: "Zipformer streaming baseline",
+         ZIPFORMER_METHOD: "Zipformer distilled student (two stages, adaptive)"}
 
 
 def seed_dirs(exp_dir: str):
@@ -99,7 +109,8 @@ def sherpa_reference(all_wers, exp_dir: str, exported: ResultKey, test_set: str)
 def sherpa_section(all_wers) -> list:
     """sherpa-onnx decoding of the exported models (transducer_*/sherpa_decode.py)."""
     # The models run.sh exports (stage 10), not side experiments that were also exported.
-    paths = [p for exp_dir in ("transducer_teacher/exp", METHOD, CHUNK_CONV_METHOD)
+    paths = [p for exp_dir in ("transducer_teacher/exp", METHOD, CHUNK_CONV_METHOD,
+                               ZIPFORMER_TEACHER, ZIPFORMER_METHOD)
              for p in sorted(Path(exp_dir).glob("sherpa-onnx/greedy_search/sherpa-summary-*.json"))]
     if not paths:
         return []
@@ -431,6 +442,81 @@ def chunk_conv_section(wers) -> list:
             ] + chunk_sweep_table(wers, series, "transducer_streaming/exp", MODELS[0][0])
 
 
+def training_facts(exp_dir: str) -> dict:
+    """Parameters (M, as the training log states them), epochs trained (its last epoch-N.pt)
+    and training minutes (its train.log, pauses between resumed runs left out)."""
+    log = Path(exp_dir) / "train.log"
+    text = log.read_text(errors="replace") if log.is_file() else ""
+    params = re.findall(r"([\d.]+) M parameters", text)
+    epochs = [int(m.group(1)) for f in Path(exp_dir).glob("epoch-*.pt")
+              if (m := re.fullmatch(r"epoch-(\d+)\.pt", f.name))]
+    span = log_span_seconds(log) if log.is_file() else None
+    return {"params": f"{params[-1]} M" if params else "-",
+            "epochs": str(max(epochs)) if epochs else "-",
+            "minutes": f"{span / 60:.1f}" if span else "-"}
+
+
+def chunkwise_rtf(wers, exp_dir: str, chunk: int, left: int) -> str:
+    """Real-time factor of chunk-wise greedy recognition from audio, mean over test sets."""
+    for key in wers:
+        if (key.exp_dir == exp_dir and key.chunkwise and key.method == "greedy_search"
+                and (key.result.chunk_size, key.result.left_context) == (chunk, left)):
+            rtfs = [lat["real_time_factor"] for t in ("test-clean", "test-other")
+                    if (lat := read_latency(key, t)) and "real_time_factor" in lat]
+            if rtfs:
+                return f"{sum(rtfs) / len(rtfs):.3f}"
+    return "-"
+
+
+def zipformer_section(wers, args) -> list:
+    """Zipformer beside the Conformer, and the method with a Zipformer teacher and student;
+    nothing when run.sh --zipformer true did not run."""
+    if not any(k.exp_dir == ZIPFORMER_BASELINE for k in wers):
+        return []
+    chunk, left = args.decode_chunk, args.decode_left_context
+    encoders = [("Conformer teacher (full context)", MODELS[0][0], False),
+                ("Conformer streaming baseline", MODELS[1][0], True),
+                ("Zipformer teacher (full context)", ZIPFORMER_TEACHER, False),
+                ("Zipformer streaming baseline", ZIPFORMER_BASELINE, True)]
+    lines = ["", "## Zipformer", "",
+             "The same recipe with the Zipformer encoder (`run.sh --zipformer true`): its own "
+             "full-context teacher and streaming baseline, trained for the epochs below so that "
+             "their training wall time is about the Conformer's (each training's minutes are "
+             "from its train.log; trainings ran side by side, one CPU thread each, so the "
+             "minutes also depend on what ran beside them). Greedy and beam WER in %, "
+             f"streaming models in simulated streaming with {chunk * 40} ms chunks and "
+             f"{left * 40} ms of left context; RTF: chunk-wise greedy recognition from audio, one "
+             "thread, mean over the two test sets.", "",
+             "| model | parameters | epochs | training minutes | greedy test-clean | greedy "
+             "test-other | beam test-clean | beam test-other | first token ms | symbol delay ms "
+             "| RTF |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for name, exp_dir, streaming in encoders:
+        cells = row_cells(Row(name, [exp_dir], streaming), wers, chunk, left)
+        facts = training_facts(exp_dir)
+        rtf = chunkwise_rtf(wers, exp_dir, chunk, left) if streaming else "-"
+        lines.append(f"| {name} | {facts['params']} | {facts['epochs']} | {facts['minutes']} | "
+                     + " | ".join(cells[f"{tag} {t}"].text() for tag in ("greedy", "beam")
+                                  for t in ("test-clean", "test-other"))
+                     + f" | {cells['first token ms'].text(0)} | "
+                     f"{cells['symbol delay ms'].text(0)} | {rtf} |")
+    baseline_name = "Zipformer streaming baseline"
+    rows = [Row("Zipformer teacher (full context)", [ZIPFORMER_TEACHER], streaming=False),
+            Row(baseline_name, [ZIPFORMER_BASELINE]),
+            Row("Zipformer baseline trained on (no teacher, same updates as stages 1+2)",
+                [ZIPFORMER_CONTROL], note="control"),
+            Row("Zipformer, two stages, adaptive power transform (the method)", [ZIPFORMER_METHOD])]
+    cells = table_cells(wers, rows, chunk, left)
+    intervals = table_intervals(cells, wers, chunk, left, baseline_name)
+    lines += ["", "The method with the Zipformer teacher and student, beside its control, as "
+              "in the Distillation section (stage 1's MSE on the encoder outputs, through the "
+              "fitted projection; one seed each, so the intervals come from the test utterances "
+              "alone). " + BOOTSTRAP_NOTE, ""]
+    lines += distillation_table(cells, intervals, baseline_name)
+    lines += ["", "What the intervals support:", ""] + interval_conclusions(
+        list(intervals.items()), "the Zipformer streaming baseline")
+    return lines
+
+
 def commands_section(args) -> list:
     commands = command_lines(args)
     if not commands:
@@ -449,7 +535,7 @@ def main() -> None:
                 | {p.parents[2] for p in Path(".").glob("*/exp*/streaming/*/wer-summary-*.txt")})
     all_wers = collect_wers(sorted(exp_dirs))
     order = sorted(wers, key=lambda k: (k.exp_dir,) + row_order(k))
-    shown = [d for d, _ in MODELS] + [METHOD, *CHUNK_CONV]
+    shown = [d for d, _ in MODELS] + [METHOD, *CHUNK_CONV, ZIPFORMER_BASELINE, ZIPFORMER_METHOD]
     order_all = sorted((k for k in all_wers if k.exp_dir in shown),
                        key=lambda k: (shown.index(k.exp_dir),) + row_order(k))
     lines = ["# Results", "",
@@ -470,6 +556,7 @@ def main() -> None:
     lines += aligner_section()
     lines += distillation_section(all_wers, args)
     lines += chunk_conv_section(all_wers)
+    lines += zipformer_section(all_wers, args)
     lines += sherpa_section(all_wers)
     lines += run_time_section(args)
     lines += commands_section(args)
