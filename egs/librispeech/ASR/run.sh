@@ -42,9 +42,10 @@
 #                             Zipformer teacher and student beside its control (stage 8);
 #                             decode (stage 9) and export them (stage 10)
 #   --zipformer-preset P      [zipformer-small; zipformer-tiny for tiny]
-#   --zipformer-epochs N      [3; 2 for tiny] epochs of the Zipformer teacher and baseline:
-#                             about the Conformer's training wall time at the default 6
-#                             (benchmarks/results/training_zipformer.md has the step times)
+#   --zipformer-epochs N      [3; 2 for tiny] epochs of the Zipformer teacher and baseline; a
+#                             zipformer-small step takes about 2.5x a small one
+#                             (benchmarks/results/training_zipformer.md), so 3 epochs cost
+#                             about 1.2x the Conformer's 6 (2 would cost 0.8x)
 #   --parallel-training B     [true] run trainings side by side, one CPU thread each (on
 #                             a 2-core CPU this beats one after the other with two threads)
 #   --stage N / --stop-stage N [0 / 11]

@@ -480,10 +480,12 @@ def zipformer_section(wers, args) -> list:
                 ("Zipformer streaming baseline", ZIPFORMER_BASELINE, True)]
     lines = ["", "## Zipformer", "",
              "The same recipe with the Zipformer encoder (`run.sh --zipformer true`): its own "
-             "full-context teacher and streaming baseline, trained for the epochs below so that "
-             "their training wall time is about the Conformer's (each training's minutes are "
-             "from its train.log; trainings ran side by side, one CPU thread each, so the "
-             "minutes also depend on what ran beside them). Greedy and beam WER in %, "
+             "full-context teacher and streaming baseline, trained for the epochs below, "
+             "chosen from the step-time ratio of the two encoders "
+             "(`benchmarks/results/training_zipformer.md`, run.sh's `--zipformer-epochs` help) "
+             "for about the Conformer's training time. Training minutes are from each "
+             "train.log; trainings ran side by side, one CPU thread each, so they also depend "
+             "on what ran beside them. Greedy and beam WER in %, "
              f"streaming models in simulated streaming with {chunk * 40} ms chunks and "
              f"{left * 40} ms of left context; RTF: chunk-wise greedy recognition from audio, one "
              "thread, mean over the two test sets.", "",
