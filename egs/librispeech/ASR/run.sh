@@ -110,33 +110,8 @@ case "$zipformer" in
 esac
 . local/setup_env.sh
 
-if [ "$profile" = tiny ]; then
-  vocab=200; model_preset=${model_preset:-tiny}; num_epochs=${num_epochs:-2}; avg=${avg:-1}
-  zipformer_preset=${zipformer_preset:-zipformer-tiny}; zipformer_epochs=${zipformer_epochs:-2}
-  max_duration=${max_duration:-40}; teacher_targets=${teacher_targets:-exported}
-  extra_train=(--num-buckets 2 --drop-last false --warm-step 20 --warmup-batches 10 --save-every-n 20)
-  extra_kd=(--num-buckets 2 --drop-last false --warmup-batches 5 --save-every-n 20
-    --spec-aug-time-warp-factor 0)
-  decode_chunk=4; decode_left_context=16; sweep_chunks="2 4 8"
-else
-  # Measured on the embedded corpus: with 500 BPE pieces, AdamW 3e-3 and SpecAugment the
-  # models stayed in the "mostly blank" phase for 1,500 updates; the 'small' preset with 100
-  # pieces, lr 1e-3, CTC 0.5 and no SpecAugment/dropout left it after about 700 updates.
-  vocab=100; model_preset=${model_preset:-small}; num_epochs=${num_epochs:-6}; avg=${avg:-2}
-  zipformer_preset=${zipformer_preset:-zipformer-small}; zipformer_epochs=${zipformer_epochs:-3}
-  max_duration=${max_duration:-100}; teacher_targets=${teacher_targets:-online}
-  extra_train=(--base-lr 0.001 --lr-batches 5000 --warm-step 300 --warmup-batches 100
-    --save-every-n 200 --ctc-loss-scale 0.5 --enable-spec-aug false --dropout 0.0)
-  # Distillation stages fine-tune: a lower peak rate, no loss warm-up.
-  extra_kd=(--base-lr 0.0005 --lr-batches 5000 --warmup-batches 50 --save-every-n 200
-    --ctc-loss-scale 0.5 --enable-spec-aug false --dropout 0.0)
-  sweep_chunks="4 8 16"
-fi
-if [ -n "$vocab_size" ]; then vocab=$vocab_size
-elif [ "$corpus" = librispeech ]; then vocab=500  # what prepare.sh builds for LibriSpeech
-fi
+. local/profile_settings.sh
 [ "$num_gpus" -gt 1 ] && parallel_training=false
-lang_dir=data/lang_bpe_$vocab
 # Every command that produces a result is logged, per stage, under exp-commands/;
 # local/write_results.py lists them in RESULTS.md.
 commands_dir=exp-commands
@@ -163,13 +138,6 @@ run_logged() { record "$@"; "$@"; }
 # wait_lanes, and train <log> <command...>, which records the command for RESULTS.md).
 . local/lanes.sh
 
-num_workers=$([ "$parallel_training" = true ] && echo 0 || echo 1)
-train_options() {  # preset: the options every training of that model shares
-  local options=(--model-preset "$1" --lang-dir "$lang_dir" --max-duration "$max_duration"
-    --num-workers "$num_workers" --average-period 10 --log-interval 20)
-  [ -n "$train_parts" ] && options+=(--train-parts "$train_parts")
-  printf '%s\n' "${options[@]}"
-}
 mapfile -t common_train < <(train_options "$model_preset")
 train_args=("${common_train[@]}" --num-epochs "$num_epochs" "${extra_train[@]}")
 kd_avg=$(( kd_epochs < avg ? kd_epochs : avg ))

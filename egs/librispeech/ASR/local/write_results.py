@@ -32,6 +32,7 @@ from icefall_kd.reporting.distill_table import (
 )
 from icefall_kd.reporting.paired_bootstrap import DEFAULT_RESAMPLES
 from icefall_kd.reporting.result_key import ResultKey
+from icefall_kd.reporting.study import study_section
 from icefall_kd.reporting.results import (
     collect_wers,
     identical_share,
@@ -559,6 +560,7 @@ def main() -> None:
     lines += distillation_section(all_wers, args)
     lines += chunk_conv_section(all_wers)
     lines += zipformer_section(all_wers, args)
+    lines += study_section(Path("study"), args.decode_chunk, args.decode_left_context)
     lines += sherpa_section(all_wers)
     lines += run_time_section(args)
     lines += commands_section(args)

@@ -1,0 +1,255 @@
+#!/usr/bin/env bash
+# The distillation study (issue 17): converged baselines, the method in two designs
+# (fine-tuning a converged baseline; from scratch for the baseline's updates), a stronger
+# teacher, several seeds. Every choice (epochs of each stage, the checkpoint a stage starts
+# from) is made on dev-clean by one rule (local/train_until_converged.py: stop once an epoch
+# improves the best dev WER by less than 2% relative); the test sets are decoded once, for
+# the final table. Outputs under study/; resumable stage by stage (trainings resume from
+# their checkpoints, decodes skip what exists).
+#
+# Usage:
+#   ./study.sh                          # the whole study on the embedded corpus (hours)
+#   ./study.sh --profile tiny           # every stage on the tiny corpus (a smoke test)
+#   ./study.sh --stage 3 --stop-stage 3 # one stage
+#
+# Options (defaults in brackets):
+#   --profile tiny|default     [default] corpus and model/training settings (run.sh's)
+#   --seeds N                  [3] seeds of every streaming model
+#   --max-epochs N             [30; 3 for tiny] budget of the teachers and the baselines
+#   --kd-max-epochs N          [8; 2 for tiny] budget of each distillation stage
+#   --strong-teacher-preset P  [default; tiny for tiny] the stronger teacher's model preset
+#   --parallel-training B      [true] trainings side by side, one CPU thread each
+#   --stage N / --stop-stage N [0 / 6]
+#
+# Stages:
+#   0  data: prepare.sh (the embedded corpus: 2,000-utterance test sets since version 3)
+#   1  teachers until converged: study/teacher (run.sh's preset), study/teacher-strong
+#   2  streaming baselines until converged, one per seed (study/baseline-seedS); then every
+#      seed trained on to the slowest seed's epochs E, so all have the same updates
+#   3  fine-tuning design, per teacher T and seed: stage 1 from baseline epoch E until
+#      converged (study/ft1-T-seedS), stage 2 from its best epoch until converged
+#      (study/ft2-T-seedS); the control, the baseline trained on without a teacher
+#      (study/control-seedS), for as many epochs as the longest method, each epoch decoded
+#   4  from-scratch design, per seed (run.sh's teacher): stage 1 from random weights until
+#      converged, at most E - 1 epochs (study/scratch1-seedS), then stage 2 from its best
+#      epoch for the rest of E epochs in all (study/scratch2-seedS)
+#   5  decode the test sets with every final model (greedy; beam search for the first seed)
+#   6  RESULTS.md (local/write_results.py: the study's section beside run.sh's, when run.sh's
+#      outputs are there too) and learning-curves.png
+set -eou pipefail
+
+profile=default
+seeds=3
+max_epochs=""
+kd_max_epochs=""
+strong_teacher_preset=""
+parallel_training=true
+stage=0
+stop_stage=6
+# Read by local/profile_settings.sh (run.sh's options the study does not change).
+corpus=""; model_preset=""; vocab_size=""; train_parts=""; num_epochs=""; avg=""
+max_duration=""; teacher_targets=""; zipformer_preset=""; zipformer_epochs=""
+decode_chunk=8; decode_left_context=32; num_gpus=0
+
+cd "$(dirname "$0")"
+. local/parse_options.sh
+. local/setup_env.sh
+. local/profile_settings.sh
+if [ "$profile" = tiny ]; then
+  max_epochs=${max_epochs:-3}; kd_max_epochs=${kd_max_epochs:-2}
+  strong_teacher_preset=${strong_teacher_preset:-tiny}
+else
+  max_epochs=${max_epochs:-30}; kd_max_epochs=${kd_max_epochs:-8}
+  strong_teacher_preset=${strong_teacher_preset:-default}
+fi
+for n in "$seeds" "$max_epochs" "$kd_max_epochs"; do
+  [[ "$n" =~ ^[1-9][0-9]*$ ]] || { echo "study.sh: '$n' is not a positive whole number (--seeds, --max-epochs, --kd-max-epochs)" >&2; exit 1; }
+done
+[ "$max_epochs" -ge 2 ] || { echo "study.sh: --max-epochs must be at least 2 (stage 1 and 2 of the from-scratch design)" >&2; exit 1; }
+
+commands_dir=study/commands
+mkdir -p "$commands_dir"
+commands=/dev/null
+begin_stage() {  # N name
+  log "Stage $1: $2"
+  commands=$commands_dir/$(printf '%02d' "$1").txt
+  : > "$commands"
+}
+record() { printf '%q ' "$@" | sed 's/ $//' >> "$commands"; echo >> "$commands"; }
+run_logged() { record "$@"; "$@"; }
+end_stage() { :; }  # lanes.sh's exit trap calls it
+. local/lanes.sh
+
+mapfile -t common_train < <(train_options "$model_preset")
+mapfile -t strong_train < <(train_options "$strong_teacher_preset")
+[ ${#common_train[@]} -gt 0 ] && [ ${#strong_train[@]} -gt 0 ] || exit 1
+streaming_decode="./transducer_streaming/decode.py --lang-dir $lang_dir --max-duration 300 --num-workers 1 --on-the-fly-feats true --chunk-size $decode_chunk --left-context $decode_left_context"
+full_decode="./transducer_teacher/decode.py --lang-dir $lang_dir --max-duration 300 --num-workers 1 --on-the-fly-feats true"
+
+until_converged() {  # exp-dir, max epochs, min epochs, decode command, -- training command...
+  local exp=$1 max=$2 min=$3 decode=$4; shift 4
+  mkdir -p "$exp"
+  train "$exp/train.log" ./local/train_until_converged.py --exp-dir "$exp" --max-epochs "$max" \
+    --min-epochs "$min" --decode "$decode" -- "$@"
+}
+trained_to() {  # exp-dir, epochs, decode command, -- training command...: a fixed budget,
+  # every epoch decoded on dev-clean for the learning curve
+  local exp=$1 epochs=$2 decode=$3; shift 3
+  mkdir -p "$exp"
+  train "$exp/train.log" ./local/train_until_converged.py --exp-dir "$exp" --max-epochs "$epochs" \
+    --min-epochs "$epochs" --summary budget.json --decode "$decode" -- "$@"
+}
+summary_field() {  # exp-dir, field [, summary file]: a number from its convergence summary
+  python3 -c "import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])" \
+    "$1/${3:-convergence.json}" "$2"
+}
+teacher_dir() { [ "$1" = strong ] && echo study/teacher-strong || echo study/teacher; }
+teacher_args() {  # teacher name: the distillation options that name it (its best dev
+  # epoch), one per line for mapfile
+  local dir; dir=$(teacher_dir "$1")
+  printf '%s\n' --teacher-exp-dir "$dir" --teacher-epoch "$(summary_field "$dir" best_epoch)" \
+    --teacher-avg 1 --teacher-targets online
+}
+
+if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
+  begin_stage 0 "data"
+  run_logged ./prepare.sh --profile "$profile" --nj 2
+fi
+
+if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
+  begin_stage 1 "teachers until converged"
+  in_lane teacher until_converged study/teacher "$max_epochs" 2 "$full_decode" \
+    ./transducer_teacher/train.py --exp-dir study/teacher "${common_train[@]}" "${extra_train[@]}"
+  in_lane teacher-strong until_converged study/teacher-strong "$max_epochs" 2 "$full_decode" \
+    ./transducer_teacher/train.py --exp-dir study/teacher-strong "${strong_train[@]}" "${extra_train[@]}"
+  wait_lanes
+fi
+
+baseline_lane() {  # until|to, seed [, epochs]: until converged, or to a fixed budget
+  local command=(./transducer_streaming/train.py --exp-dir "study/baseline-seed$2"
+    "${common_train[@]}" "${extra_train[@]}" --seed "$2")
+  if [ "$1" = until ]; then
+    until_converged "study/baseline-seed$2" "$max_epochs" 2 "$streaming_decode" "${command[@]}"
+  else
+    trained_to "study/baseline-seed$2" "$3" "$streaming_decode" "${command[@]}"
+  fi
+}
+if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
+  begin_stage 2 "streaming baselines until converged, then to the same epochs"
+  for s in $(seq 1 "$seeds"); do in_lane "baseline-$s" baseline_lane until "$s"; done
+  wait_lanes
+  baseline_epochs=0
+  for s in $(seq 1 "$seeds"); do
+    e=$(summary_field "study/baseline-seed$s" epochs)
+    [ "$e" -gt "$baseline_epochs" ] && baseline_epochs=$e
+  done
+  echo "$baseline_epochs" > study/baseline-epochs
+  for s in $(seq 1 "$seeds"); do in_lane "baseline-$s" baseline_lane to "$s" "$baseline_epochs"; done
+  wait_lanes
+fi
+baseline_epochs=$(cat study/baseline-epochs 2>/dev/null || echo 0)
+kd_options=("${common_train[@]}" "${extra_kd[@]}")
+
+fine_tune_lane() {  # teacher name, seed
+  local t=$1 s=$2 e1 teacher
+  mapfile -t teacher < <(teacher_args "$t")
+  until_converged "study/ft1-$t-seed$s" "$kd_max_epochs" 1 "$streaming_decode" \
+    ./kd_stage1_hidden/train.py --exp-dir "study/ft1-$t-seed$s" "${kd_options[@]}" \
+    "${teacher[@]}" --seed "$s" --init-from "study/baseline-seed$s" \
+    --init-epoch "$baseline_epochs" --init-avg 1
+  e1=$(summary_field "study/ft1-$t-seed$s" best_epoch)
+  until_converged "study/ft2-$t-seed$s" "$kd_max_epochs" 1 "$streaming_decode" \
+    ./kd_stage2_output/train.py --exp-dir "study/ft2-$t-seed$s" "${kd_options[@]}" \
+    "${teacher[@]}" --seed "$s" --init-from "study/ft1-$t-seed$s" --init-epoch "$e1" \
+    --init-avg 1
+}
+if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
+  begin_stage 3 "fine-tuning design: the method from the converged baselines, and the control"
+  [ "$baseline_epochs" -gt 0 ] || { echo "study.sh: run stage 2 first" >&2; exit 1; }
+  for t in teacher strong; do
+    for s in $(seq 1 "$seeds"); do in_lane "ft-$t-$s" fine_tune_lane "$t" "$s"; done
+  done
+  wait_lanes
+  # The control: as many epochs after the baseline as the longest method took (stage 1's
+  # best epoch plus stage 2's); each method is compared with the control's epoch that
+  # matches its own updates.
+  control_epochs=1
+  for t in teacher strong; do
+    for s in $(seq 1 "$seeds"); do
+      e=$(( $(summary_field "study/ft1-$t-seed$s" best_epoch) + $(summary_field "study/ft2-$t-seed$s" best_epoch) ))
+      [ "$e" -gt "$control_epochs" ] && control_epochs=$e
+    done
+  done
+  for s in $(seq 1 "$seeds"); do
+    in_lane "control-$s" trained_to "study/control-seed$s" "$control_epochs" "$streaming_decode" \
+      ./transducer_streaming/train.py --exp-dir "study/control-seed$s" "${kd_options[@]}" \
+      --seed "$s" --init-from "study/baseline-seed$s" --init-epoch "$baseline_epochs" --init-avg 1
+  done
+  wait_lanes
+fi
+
+from_scratch_lane() {  # seed
+  local s=$1 f1 teacher
+  mapfile -t teacher < <(teacher_args teacher)
+  until_converged "study/scratch1-seed$s" $(( baseline_epochs - 1 )) 1 "$streaming_decode" \
+    ./kd_stage1_hidden/train.py --exp-dir "study/scratch1-seed$s" "${common_train[@]}" \
+    "${extra_train[@]}" "${teacher[@]}" --seed "$s" --init-from scratch
+  f1=$(summary_field "study/scratch1-seed$s" best_epoch)
+  trained_to "study/scratch2-seed$s" $(( baseline_epochs - f1 )) "$streaming_decode" \
+    ./kd_stage2_output/train.py --exp-dir "study/scratch2-seed$s" "${kd_options[@]}" \
+    "${teacher[@]}" --seed "$s" --init-from "study/scratch1-seed$s" --init-epoch "$f1" \
+    --init-avg 1
+}
+if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
+  begin_stage 4 "from-scratch design: stage 1 then stage 2 for the baseline's updates"
+  [ "$baseline_epochs" -ge 2 ] || { echo "study.sh: run stage 2 first" >&2; exit 1; }
+  for s in $(seq 1 "$seeds"); do in_lane "scratch-$s" from_scratch_lane "$s"; done
+  wait_lanes
+fi
+
+final_epoch() {  # exp-dir: the checkpoint the table decodes (best dev epoch; the budget's
+  # last epoch for a fixed-budget training)
+  if [ -f "$1/convergence.json" ] && [ ! -f "$1/budget.json" ]; then
+    summary_field "$1" best_epoch
+  else
+    summary_field "$1" epochs budget.json
+  fi
+}
+test_decode() {  # decode script options..., exp-dir, epoch, method
+  local script=$1; shift
+  # shellcheck disable=SC2086
+  run_logged $script --exp-dir "$1" --epoch "$2" --avg 1 --use-averaged-model true \
+    --test-sets "test-clean test-other" --decoding-method $3 --skip-existing true
+}
+if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
+  begin_stage 5 "decode the test sets with the final models"
+  for t in teacher strong; do
+    dir=$(teacher_dir "$t")
+    for method in greedy_search "modified_beam_search --beam-size 4"; do
+      test_decode "$full_decode" "$dir" "$(summary_field "$dir" best_epoch)" "$method"
+    done
+  done
+  for s in $(seq 1 "$seeds"); do
+    methods=(greedy_search); [ "$s" = 1 ] && methods+=("modified_beam_search --beam-size 4")
+    for method in "${methods[@]}"; do
+      test_decode "$streaming_decode" "study/baseline-seed$s" "$baseline_epochs" "$method"
+      for t in teacher strong; do
+        exp=study/ft2-$t-seed$s
+        [ -f "$exp/convergence.json" ] || continue
+        test_decode "$streaming_decode" "$exp" "$(final_epoch "$exp")" "$method"
+        # The control at the method's own updates after the baseline.
+        e=$(( $(summary_field "study/ft1-$t-seed$s" best_epoch) + $(final_epoch "$exp") ))
+        test_decode "$streaming_decode" "study/control-seed$s" "$e" "$method"
+      done
+      exp=study/scratch2-seed$s
+      [ -f "$exp/budget.json" ] && test_decode "$streaming_decode" "$exp" "$(final_epoch "$exp")" "$method"
+    done
+  done
+fi
+
+if [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then
+  begin_stage 6 "RESULTS.md"
+  ./local/write_results.py --commands-dir exp-commands --lang-dir "$lang_dir" \
+    --decode-chunk "$decode_chunk" --decode-left-context "$decode_left_context" --output RESULTS.md
+  sed -n '/^## The distillation study/,/^## /p' RESULTS.md
+fi
