@@ -35,8 +35,8 @@ def test_chunk_sweep_table_compares_each_model_with_the_causal_baseline_at_its_c
     lines = chunk_sweep_table(wers, {"causal": "base", "chunk conv": "chunk"}, "base", "teacher")
     assert len(lines) == 2 + 4  # header, two chunks x two models
     # No recogs- files here: the interval cells are empty, never made up.
-    assert lines[3] == "| 160 | 640 | chunk conv | 30.00 | 55.00 | +50% / +25% | - | - | - | - |"
-    assert lines[5] == "| 320 | 1280 | chunk conv | 25.00 | 50.00 | +50% / +0% | - | - | - | - |"
+    assert lines[3] == "| 160 | 640 | chunk conv | 30.00 | 55.00 | +50% / +25% | - | - | - | - | - |"
+    assert lines[5] == "| 320 | 1280 | chunk conv | 25.00 | 50.00 | +50% / +0% | - | - | - | - | - |"
     assert "| 160 | 640 | causal | 40.00 | 60.00 | - / - |" in lines[2]
 
 

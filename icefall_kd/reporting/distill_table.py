@@ -321,8 +321,8 @@ def chunk_sweep_table(wers: Dict[DecodeKey, Dict[str, float]], series: Dict[str,
     teacher = row_cells(Row("teacher", [teacher_dir], streaming=False), wers, 0, 0)
     lines = ["| chunk ms | left ms | model | greedy test-clean | greedy test-other | gap to "
              "teacher closed (clean / other) | rel. WER reduction vs baseline, 95% CI "
-             "(test-clean) | same, test-other | first token ms | symbol delay ms |",
-             "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "(test-clean) | same, test-other | first token ms | symbol delay ms | RTF |",
+             "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for chunk, left in decoded_chunks(wers, list(series.values())):
         base = row_cells(Row("baseline", [baseline_dir]), wers, chunk, left)
         for name, exp_dir in series.items():
@@ -342,8 +342,23 @@ def chunk_sweep_table(wers: Dict[DecodeKey, Dict[str, float]], series: Dict[str,
                          f"{' / '.join(closed)} | "
                          + " | ".join(_reduction_text(iv.get(t)) for t in TEST_SETS)
                          + f" | {cells['first token ms'].text(0)} | "
-                         f"{cells['symbol delay ms'].text(0)} |")
+                         f"{cells['symbol delay ms'].text(0)} | "
+                         f"{chunkwise_rtf(wers, exp_dir, chunk, left)} |")
     return lines
+
+
+def chunkwise_rtf(wers: Dict[DecodeKey, Dict[str, float]], exp_dir: str, chunk: int,
+                  left: int) -> str:
+    """Real-time factor of chunk-wise greedy recognition from audio (streaming_decode.py,
+    one thread) at that chunk, mean over the test sets; "-" where it was not run."""
+    for key in wers:
+        if (key.exp_dir == exp_dir and key.chunkwise and key.method == "greedy_search"
+                and (key.result.chunk_size, key.result.left_context) == (chunk, left)):
+            rtfs = [lat["real_time_factor"] for t in TEST_SETS
+                    if (lat := read_latency(key, t)) and "real_time_factor" in lat]
+            if rtfs:
+                return f"{sum(rtfs) / len(rtfs):.3f}"
+    return "-"
 
 
 def plot_wer_vs_latency(table: Sequence[Tuple[Row, dict]], chunk: int, path: Path) -> bool:

@@ -199,10 +199,13 @@ if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
     --avg "$avg" --lang-dir "$lang_dir" --parts "test-clean test-other"
 fi
 
-chunkwise() {  # exp dir, epoch, avg, method: chunk-wise recognition from audio
+chunkwise() {  # exp dir, epoch, avg, method [, chunk]: chunk-wise recognition from audio,
+  # at the decoding chunk or at CHUNK with 4 x CHUNK of left context (the sweep's)
   [ -f "$1/epoch-$2.pt" ] || return 0  # a row of an option that was not trained
+  local mode=("${streaming_mode[@]}")
+  [ -n "${5:-}" ] && mode=(--chunk-size "$5" --left-context $(( 4 * $5 )))
   run_logged ./transducer_streaming/streaming_decode.py --exp-dir "$1" --epoch "$2" --avg "$3" \
-    --lang-dir "$lang_dir" --decoding-method "$4" "${streaming_mode[@]}" --num-threads 1
+    --lang-dir "$lang_dir" --decoding-method "$4" "${mode[@]}" --num-threads 1
 }
 if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
   begin_stage 5 "chunk-wise recognition from audio"
@@ -363,6 +366,10 @@ if [ $stage -le 9 ] && [ $stop_stage -ge 9 ]; then
         --test-sets "test-clean test-other" --chunk-size "$chunk" --left-context $(( 4 * chunk )) \
         --skip-existing true "${decode_feats[@]}"
     done
+    # Real-time factor and latency from audio at this chunk: the causal and the chunk-aware
+    # baselines (the convolution's cost is per frame, so these two say it for the method too).
+    chunkwise transducer_streaming/exp "$num_epochs" "$avg" greedy_search "$chunk"
+    chunkwise transducer_streaming/exp-chunk-conv "$num_epochs" "$avg" greedy_search "$chunk"
   done
   chunkwise kd_stage2_output/exp "$kd_epochs" "$kd_avg" greedy_search
   chunkwise transducer_streaming/exp-chunk-conv "$num_epochs" "$avg" greedy_search

@@ -18,6 +18,7 @@ from icefall_kd.reporting.distill_table import (
     CHUNK_CONV_BASELINE,
     CHUNK_CONV_METHOD,
     chunk_sweep_table,
+    chunkwise_rtf,
     default_rows,
     distillation_table,
     interval_conclusions,
@@ -438,8 +439,10 @@ def chunk_conv_section(wers) -> list:
             "closed: (causal baseline - model) / (causal baseline - teacher) at the same chunk. "
             "Relative WER reduction against the causal baseline at the same chunk, with a paired "
             "bootstrap interval over test utterances (one seed each: the interval says nothing "
-            "about seed-to-seed spread); " + BOOTSTRAP_NOTE + " Real-time factors: the "
-            "chunk-wise rows of the Latency section.", ""
+            "about seed-to-seed spread); " + BOOTSTRAP_NOTE + " RTF: chunk-wise greedy "
+            "recognition from audio at that chunk (the two baselines; the convolution's cost is "
+            "per frame, so they stand for the methods too), one thread, mean over the test "
+            "sets.", ""
             ] + chunk_sweep_table(wers, series, "transducer_streaming/exp", MODELS[0][0])
 
 
@@ -455,18 +458,6 @@ def training_facts(exp_dir: str) -> dict:
     return {"params": f"{params[-1]} M" if params else "-",
             "epochs": str(max(epochs)) if epochs else "-",
             "minutes": f"{span / 60:.1f}" if span else "-"}
-
-
-def chunkwise_rtf(wers, exp_dir: str, chunk: int, left: int) -> str:
-    """Real-time factor of chunk-wise greedy recognition from audio, mean over test sets."""
-    for key in wers:
-        if (key.exp_dir == exp_dir and key.chunkwise and key.method == "greedy_search"
-                and (key.result.chunk_size, key.result.left_context) == (chunk, left)):
-            rtfs = [lat["real_time_factor"] for t in ("test-clean", "test-other")
-                    if (lat := read_latency(key, t)) and "real_time_factor" in lat]
-            if rtfs:
-                return f"{sum(rtfs) / len(rtfs):.3f}"
-    return "-"
 
 
 def zipformer_section(wers, args) -> list:
