@@ -159,3 +159,80 @@ def test_parts_of_another_corpus_version_are_refused_and_kept_parts_keep_their_s
     summary_path.write_text(json.dumps(summary))
     with pytest.raises(SystemExit, match="version 1 of the embedded corpus"):
         synthesize_corpus(tmp_path, both, seed=7, num_jobs=1)
+
+
+def _version_2_default():
+    """The default profile as corpus version 2 wrote it (smaller evaluation parts)."""
+    from dataclasses import replace
+
+    return replace(
+        get_profile("default"),
+        sentences={TRAIN_PART: 12000, "dev-clean": 300, "test-clean": 400, "test-other": 400},
+        speakers={TRAIN_PART: 40, "dev-clean": 4, "test-clean": 6, "test-other": 6},
+    )
+
+
+def _plan(profile, part, seed=42):
+    from icefall_kd.corpus.synthesize import plan_chapters
+    from icefall_kd.corpus.text import assign_sentences_to_parts, extract_sentences, read_kjv_verses
+
+    sentences = extract_sentences(read_kjv_verses(), profile.min_words, profile.max_words)
+    parts = assign_sentences_to_parts(sentences, profile.sentences, TRAIN_PART, seed)
+    speakers = make_speakers(profile.speakers, list(ROUGH_PARTS), seed)
+    return plan_chapters(part, parts[part], speakers[part], profile, Path("unused"), seed)
+
+
+def _plan_digest(jobs) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    for job in jobs:
+        s = job.speaker
+        for u in job.utterances:
+            digest.update(
+                f"{u.utterance_id}|{s.voice}|{s.pitch}|{s.pitch_range}|{s.words_per_minute}|"
+                f"{u.sentence.spoken}|{' '.join(u.sentence.words)}\n".encode()
+            )
+    return digest.hexdigest()
+
+
+def test_larger_evaluation_parts_leave_the_training_part_unchanged(tmp_path):
+    """Corpus version 3 only enlarged dev/test: the training part's sentences, utterance ids and
+    voices are those of version 2 (the digest was computed from version 2's plan, which matched
+    the transcripts and speakers of a version-2 corpus on disk), and its audio too (the first
+    chapter synthesised under both profiles, each in a fresh process, as synthesis does)."""
+    import multiprocessing
+
+    from icefall_kd.corpus import synthesize
+
+    current, version_2 = get_profile("default"), _version_2_default()
+    train_jobs = _plan(current, TRAIN_PART)
+    assert _plan_digest(train_jobs) == (
+        "200cd9386d53a68b30256beecb3ef359ce5d79ab4da05093f20104688176848a")
+    # Control: the plan digest sees a change of the evaluation parts.
+    assert _plan_digest(_plan(current, "dev-clean")) != _plan_digest(_plan(version_2, "dev-clean"))
+
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([synthesize.__name__])
+    audio = []
+    for name, profile, seed in (("v3", current, 42), ("v2", version_2, 42), ("control", current, 7)):
+        job = _plan(profile, TRAIN_PART)[0]
+        job.directory, job.seed = str(tmp_path / name), seed
+        with context.Pool(1, maxtasksperchild=1) as pool:
+            pool.map(synthesize._write_chapter, [job])
+        audio.append([sf.read(f, dtype="int16")[0] for f in sorted((tmp_path / name).glob("*.flac"))])
+    assert len(audio[0]) == len(audio[1]) > 30
+    same = [np.array_equal(a, b) for a, b in zip(audio[0], audio[1])]
+    assert all(same)
+    # Control: the same chapter with another synthesis seed (noise, gain, silences) differs.
+    assert not any(np.array_equal(a, b) for a, b in zip(audio[0], audio[2]))
+
+
+def test_default_evaluation_parts_are_large_enough_for_the_study():
+    """Issue 17's floor after the ~0.3% of sentences synthesis leaves out: 2,000 test
+    utterances from 20 speakers each, 1,000 dev-clean from 10."""
+    profile = get_profile("default")
+    for part, (utterances, speakers) in {"dev-clean": (1000, 10), "test-clean": (2000, 20),
+                                         "test-other": (2000, 20)}.items():
+        assert profile.sentences[part] * 0.99 >= utterances
+        assert profile.speakers[part] >= speakers

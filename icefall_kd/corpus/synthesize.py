@@ -30,7 +30,13 @@ import soundfile as sf
 
 from icefall_kd.corpus import acoustics
 from icefall_kd.corpus.espeak import EspeakSynthesizer
-from icefall_kd.corpus.profiles import CORPUS_VERSION, ROUGH_PARTS, TRAIN_PART, CorpusProfile
+from icefall_kd.corpus.profiles import (
+    CORPUS_VERSION,
+    ROUGH_PARTS,
+    TRAIN_PART,
+    VERSION_CHANGES,
+    CorpusProfile,
+)
 from icefall_kd.corpus.speakers import Speaker, make_speakers
 from icefall_kd.corpus.text import (
     Sentence,
@@ -243,8 +249,8 @@ def check_corpus_version(corpus_dir: Path, summary_path: Path, profile: CorpusPr
     if version != CORPUS_VERSION:
         raise SystemExit(
             f"{corpus_dir} holds parts ({', '.join(existing)}) of version {version} of the "
-            f"embedded corpus; this code writes version {CORPUS_VERSION} (test-other: rough "
-            f"voices without the synthetic room and noise). Delete {corpus_dir.parent} and the "
+            f"embedded corpus; this code writes version {CORPUS_VERSION} "
+            f"({VERSION_CHANGES[CORPUS_VERSION]}). Delete {corpus_dir.parent} and the "
             "recipe's data/ folder, then run prepare.sh again."
         )
     return previous
