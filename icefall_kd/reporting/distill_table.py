@@ -188,11 +188,7 @@ def paired_intervals(row_dirs: Sequence[str], baseline_dirs: Sequence[str],
             arms.append(merged)
         if arms[0] and arms[1]:
             per_seed.append(arms)
-    for name, pick in (("first token", lambda v: [] if v[0] is None else [v[0]]),
-                       ("symbol delay", lambda v: v[1])):
-        out[name] = paired_bootstrap.mean_difference(
-            [({c: pick(v) for c, v in b.items()}, {c: pick(v) for c, v in m.items()})
-             for b, m in per_seed]) if per_seed else None
+    out.update(paired_bootstrap.latency_differences(per_seed))
     return out
 
 

@@ -174,6 +174,18 @@ def mean_difference(pairs: Sequence[Tuple[Dict[str, List[float]], Dict[str, List
     return _interval(estimate, replicates, confidence, seeds, len(cuts))
 
 
+def latency_differences(pairs: Sequence[Tuple[dict, dict]]) -> Dict[str, Optional[Interval]]:
+    """{"first token": ..., "symbol delay": ...} intervals (:func:`mean_difference`) from one
+    (baseline, model) pair per seed of :func:`utterance_latencies` outputs; None without pairs."""
+    out: Dict[str, Optional[Interval]] = {}
+    for name, pick in (("first token", lambda v: [] if v[0] is None else [v[0]]),
+                       ("symbol delay", lambda v: v[1])):
+        out[name] = mean_difference(
+            [({c: pick(v) for c, v in b.items()}, {c: pick(v) for c, v in m.items()})
+             for b, m in pairs]) if pairs else None
+    return out
+
+
 def wer_standard_error(errors: Dict[str, Tuple[int, int]], resamples: int = DEFAULT_RESAMPLES,
                        seed: int = 0) -> float:
     """Bootstrap standard error (WER points, %) of one model's WER on one test set, from

@@ -88,11 +88,7 @@ def paired(models: Sequence[Decoded], baselines: Sequence[Decoded]) -> Dict[str,
         out[test_set] = pb.relative_wer_reduction(pairs) if pairs else None
     lat = [(b.latencies(), m.latencies()) for m, b in zip(models, baselines)]
     lat = [p for p in lat if p[0] and p[1]]
-    for name, pick in (("first token", lambda v: [] if v[0] is None else [v[0]]),
-                       ("symbol delay", lambda v: v[1])):
-        out[name] = pb.mean_difference(
-            [({c: pick(v) for c, v in b.items()}, {c: pick(v) for c, v in m.items()})
-             for b, m in lat]) if lat else None
+    out.update(pb.latency_differences(lat))
     return out
 
 
