@@ -86,12 +86,16 @@ def test_run_sh_tiny_profile_writes_results(prepared_tiny):
     # --zipformer true (issue 19): the Zipformer teacher, baseline, control and method,
     # decoded, beside the Conformer; the method exported to sherpa-onnx's zipformer2 contract.
     zipformer = results.split("## Zipformer")[1].split("\n## ")[0]
-    rows = [l for l in zipformer.splitlines() if l.startswith("| ") and not l.startswith("| model")]
-    assert [r.split(" | ")[0][2:] for r in rows[:4]] == [
+    table = zipformer.split("\n\n")[2].splitlines()  # the encoder table, header first
+    header = [c.strip() for c in table[0].strip("|").split("|")]
+    wer_columns = [i for i, c in enumerate(header) if c.startswith(("greedy test", "beam test"))]
+    assert len(wer_columns) == 4, header
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in table[2:]]
+    assert [r[0] for r in rows] == [
         "Conformer teacher (full context)", "Conformer streaming baseline",
         "Zipformer teacher (full context)", "Zipformer streaming baseline"], zipformer
-    for row in rows:
-        assert len(re.findall(r"\| \d+\.\d\d ", row + " ")) == 4, row  # greedy and beam WERs
+    for row in rows:  # every model decoded with greedy and beam search on both test sets
+        assert all(re.fullmatch(r"\d+\.\d\d", row[i]) for i in wer_columns), row
     assert "| Zipformer, two stages, adaptive power transform (the method) | 1 |" in zipformer
     assert sherpa.count("| kd_stage2_output/exp-zipformer | fp32 |") == 2, sherpa
     assert sherpa.count("| transducer_teacher/exp-zipformer | fp32 |") == 2, sherpa
