@@ -159,8 +159,11 @@ def run_workers(specs: dict, causal: bool, durations: list, schedule: list,
 
 def run_model(revisions: dict, preset: str, causal: bool, durations: list, schedule: list,
               batches_file: Path, lang_dir: Path, threads: int, bf16: bool) -> dict:
-    """One model per revision (bf16 for the current code only). -> {revision: stats}"""
-    specs = {name: (root, preset, bf16 and name == "current") for name, root in revisions.items()}
+    """One model per revision in fp32, and with ``bf16`` the current code under bf16
+    autocast beside them. -> {label: stats}"""
+    specs = {name: (root, preset, False) for name, root in revisions.items()}
+    if bf16:
+        specs["current, bf16"] = (revisions["current"], preset, True)
     return run_workers(specs, causal, durations, schedule, batches_file, lang_dir, threads)
 
 
@@ -189,7 +192,8 @@ def main() -> None:
     parser.add_argument("--against", default=None,
                         help="Git revision to compare with, timed in the same run")
     parser.add_argument("--bf16", action="store_true",
-                        help="Run the current code under bf16 autocast (the reference in fp32)")
+                        help="Also time the current code under bf16 autocast (a third "
+                             "worker; the other rows stay fp32)")
     parser.add_argument("--side-by-side", action="store_true",
                         help="Time the --presets against each other (current code, steps "
                              "alternating between them) instead of against --against")
@@ -275,7 +279,7 @@ def main() -> None:
                            capture_output=True, text=True).stdout.strip()
     text = (f"`current` is {current}{' plus uncommitted changes' if dirty else ''}"
             f"{', speed-up relative to ' + args.against if args.against else ''}"
-            f"{', current code in bf16 autocast' if args.bf16 else ''}. "
+            f"{'; `current, bf16`: the current code under bf16 autocast' if args.bf16 else ''}. "
             f"{args.batches - WARMUP_STEPS} timed steps per model (after {WARMUP_STEPS} "
             f"warm-up steps) on the same {sum(durations[WARMUP_STEPS:]):.0f} s of audio "
             f"(batches of up to {args.max_duration:.0f} s), {args.threads} thread(s) per "

@@ -102,7 +102,13 @@ def test_simple_loss_occupations_ranges_and_gradients_match_fast_rnnt(seed, devi
     torch.testing.assert_close(got[2], ref[2], rtol=0, atol=1e-6)
     assert _relative(got[4], ref[4]) < 2e-6 and _relative(got[5], ref[5]) < 2e-6
     assert torch.isfinite(got[4]).all() and torch.isfinite(got[5]).all()
-    assert torch.equal(got[3], ref[3]), "prune ranges differ"
+    # Ranges are a discrete choice (the best window per frame): from the same occupations
+    # both backends must pick the same windows. From each backend's own occupations (equal
+    # to 1e-6 above) a near-tie between two windows may go either way, so that is not exact.
+    same_input = rnnt_torch.get_rnnt_prune_ranges(
+        px_grad=ref[1].to(device), py_grad=ref[2].to(device),
+        boundary=case["boundary"].to(device), s_range=case["s_range"]).cpu()
+    assert torch.equal(same_input, ref[3]), "prune ranges differ on the same occupations"
     # Each utterance's occupations are probabilities: one symbol arc per symbol, one blank
     # arc per frame (independent of fast_rnnt).
     s_lens, t_lens = case["boundary"][:, 2], case["boundary"][:, 3]
