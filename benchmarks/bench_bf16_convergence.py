@@ -43,14 +43,16 @@ def recipe_training_options(recipe_dir: Path) -> tuple:
     return [l for l in lines if not l.startswith("@lang_dir=")], lang_dir
 
 
-def train_pair(recipe_dir: Path, runs: list, options: list, epochs: int) -> dict:
-    """Trains the runs (precision, seed, exp_dir) side by side -> {exp_dir: wall seconds}."""
+def train_pair(recipe_dir: Path, runs: list, options: list, epochs: int) -> None:
+    """Trains the runs (precision, seed, exp_dir) side by side to ``epochs`` epochs (resuming
+    from their checkpoints); adds each one's wall seconds to its ``train.seconds``."""
     started, processes = time.time(), {}
     for precision, seed, exp_dir in runs:
         exp_dir.mkdir(parents=True, exist_ok=True)
         if (exp_dir / f"epoch-{epochs}.pt").is_file():
             continue
-        command = (["./transducer_streaming/train.py", "--exp-dir", str(exp_dir)] + options
+        command = ([sys.executable, "./transducer_streaming/train.py", "--exp-dir",
+                    str(exp_dir)] + options
                    + ["--num-epochs", str(epochs), "--seed", str(seed),
                       "--precision", precision])
         print("+", shlex.join(command), flush=True)
@@ -58,22 +60,26 @@ def train_pair(recipe_dir: Path, runs: list, options: list, epochs: int) -> dict
         processes[exp_dir] = (subprocess.Popen(command, cwd=recipe_dir, stdout=log,
                                                stderr=subprocess.STDOUT,
                                                env=dict(os.environ, OMP_NUM_THREADS="1")), log)
-    seconds = {}
-    for exp_dir, (process, log) in processes.items():
-        if process.wait() != 0:
-            raise SystemExit(f"training failed (exit {process.returncode}); see "
-                             f"{exp_dir / 'train.log'}")
-        log.close()
-        seconds[exp_dir] = time.time() - started
-        (exp_dir / "train.seconds").write_text(f"{seconds[exp_dir]:.0f}\n")
-    return seconds
+    while processes:
+        for exp_dir, (process, log) in list(processes.items()):
+            if process.poll() is None:
+                continue
+            log.close()
+            del processes[exp_dir]
+            if process.returncode != 0:
+                raise SystemExit(f"training failed (exit {process.returncode}); see "
+                                 f"{exp_dir / 'train.log'}")
+            path = exp_dir / "train.seconds"
+            before = float(path.read_text()) if path.is_file() else 0.0
+            path.write_text(f"{before + time.time() - started:.0f}\n")
+        time.sleep(2)
 
 
 def decode_dev(recipe_dir: Path, exp_dir: Path, epoch: int, lang_dir: str, chunk: int,
                left: int) -> Path:
     """Greedy simulated-streaming decode of dev-clean with epoch ``epoch`` -> recogs file."""
     res_dir = exp_dir / f"dev-epoch-{epoch}"
-    command = ["./transducer_streaming/decode.py", "--exp-dir", str(exp_dir),
+    command = [sys.executable, "./transducer_streaming/decode.py", "--exp-dir", str(exp_dir),
                "--epoch", str(epoch), "--avg", "1", "--lang-dir", lang_dir,
                "--max-duration", "300", "--num-workers", "1",
                "--decoding-method", "greedy_search", "--test-sets", "dev-clean",
@@ -156,6 +162,9 @@ def main() -> None:
         pairs = [(errors["fp32", s, e], errors["bf16", s, e]) for s in args.seeds]
         lines.append(f"| bf16 against fp32, same seed ({len(args.seeds)} seeds pooled) | {e} | "
                      f"{relative_wer_reduction(pairs).text(100, unit='%')} |")
+        for s, pair in zip(args.seeds, pairs):
+            lines.append(f"| bf16 against fp32, seed {s} | {e} | "
+                         f"{relative_wer_reduction([pair]).text(100, unit='%')} |")
         first, *others = args.seeds
         for p in PRECISIONS:
             for s in others:
@@ -169,7 +178,8 @@ def main() -> None:
     text = (f"Command: {command} (code {current}).\n\n"
             f"run.sh's default-profile streaming baseline ({shlex.join(options)}), "
             f"{args.epochs} epochs per training, one CPU thread each, fp32 and bf16 of a "
-            f"seed side by side. dev-clean, greedy search, simulated streaming with "
+            f"seed side by side (training minutes: wall time, summed over resumed runs; they "
+            f"depend on what else ran on the machine). dev-clean, greedy search, simulated streaming with "
             f"{args.decode_chunk * 40} ms chunks and {args.decode_left_context * 40} ms of "
             f"left context, epoch checkpoints (no averaging). Relative WER reduction: "
             f"(fp32 - bf16) / fp32 for the precision, (first seed - other seed) / first seed "
