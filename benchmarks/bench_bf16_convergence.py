@@ -22,7 +22,6 @@ import os
 import shlex
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -44,9 +43,9 @@ def recipe_training_options(recipe_dir: Path) -> tuple:
 
 
 def train_pair(recipe_dir: Path, runs: list, options: list, epochs: int) -> None:
-    """Trains the runs (precision, seed, exp_dir) side by side to ``epochs`` epochs (resuming
-    from their checkpoints); adds each one's wall seconds to its ``train.seconds``."""
-    started, processes = time.time(), {}
+    """Trains the runs (precision, seed, exp_dir) side by side to ``epochs`` epochs, resuming
+    from their checkpoints."""
+    processes = {}
     for precision, seed, exp_dir in runs:
         exp_dir.mkdir(parents=True, exist_ok=True)
         if (exp_dir / f"epoch-{epochs}.pt").is_file():
@@ -60,19 +59,11 @@ def train_pair(recipe_dir: Path, runs: list, options: list, epochs: int) -> None
         processes[exp_dir] = (subprocess.Popen(command, cwd=recipe_dir, stdout=log,
                                                stderr=subprocess.STDOUT,
                                                env=dict(os.environ, OMP_NUM_THREADS="1")), log)
-    while processes:
-        for exp_dir, (process, log) in list(processes.items()):
-            if process.poll() is None:
-                continue
-            log.close()
-            del processes[exp_dir]
-            if process.returncode != 0:
-                raise SystemExit(f"training failed (exit {process.returncode}); see "
-                                 f"{exp_dir / 'train.log'}")
-            path = exp_dir / "train.seconds"
-            before = float(path.read_text()) if path.is_file() else 0.0
-            path.write_text(f"{before + time.time() - started:.0f}\n")
-        time.sleep(2)
+    for exp_dir, (process, log) in processes.items():
+        if process.wait() != 0:
+            raise SystemExit(f"training failed (exit {process.returncode}); see "
+                             f"{exp_dir / 'train.log'}")
+        log.close()
 
 
 def decode_dev(recipe_dir: Path, exp_dir: Path, epoch: int, lang_dir: str, chunk: int,
@@ -121,6 +112,7 @@ def main() -> None:
         relative_wer_reduction,
         utterance_errors,
     )
+    from icefall_kd.reporting.training_log import log_span_seconds
     from icefall_kd.training.trainer import cpu_has_native_bf16
     from icefall_kd.utils import publish_report
 
@@ -145,8 +137,8 @@ def main() -> None:
         return 100.0 * sum(e for e, _ in errs) / sum(n for _, n in errs)
 
     def minutes(p, s) -> str:
-        path = exp[p, s] / "train.seconds"
-        return f"{float(path.read_text()) / 60:.1f}" if path.is_file() else "-"
+        span = log_span_seconds(exp[p, s] / "train.log")
+        return f"{span / 60:.1f}" if span else "-"
 
     epochs = range(1, args.epochs + 1)
     lines = ["| precision | seed | " + " | ".join(f"dev-clean WER % after epoch {e}"
@@ -178,7 +170,7 @@ def main() -> None:
     text = (f"Command: {command} (code {current}).\n\n"
             f"run.sh's default-profile streaming baseline ({shlex.join(options)}), "
             f"{args.epochs} epochs per training, one CPU thread each, fp32 and bf16 of a "
-            f"seed side by side (training minutes: wall time, summed over resumed runs; they "
+            f"seed side by side (training minutes: the span of each train.log, pauses between resumed runs left out; they "
             f"depend on what else ran on the machine). dev-clean, greedy search, simulated streaming with "
             f"{args.decode_chunk * 40} ms chunks and {args.decode_left_context * 40} ms of "
             f"left context, epoch checkpoints (no averaging). Relative WER reduction: "

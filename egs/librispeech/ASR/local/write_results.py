@@ -34,6 +34,7 @@ from icefall_kd.reporting.distill_table import (
 from icefall_kd.reporting.paired_bootstrap import DEFAULT_RESAMPLES
 from icefall_kd.reporting.result_key import ResultKey
 from icefall_kd.reporting.study import study_section
+from icefall_kd.reporting.training_log import log_span_seconds
 from icefall_kd.reporting.results import (
     collect_wers,
     identical_share,
@@ -76,23 +77,6 @@ STAGE_NAMES = {0: "data (prepare.sh)", 1: "teacher and baseline training", 3: "d
                7: "distillation stage 2", 8: "ablations and seeds", 9: "decoding the students",
                10: "export to sherpa-onnx and decoding with it",
                11: "RESULTS.md"}
-
-
-def log_span_seconds(path: Path):
-    """Seconds a training log covers, pauses between runs left out, or None."""
-    import datetime
-
-    stamps = []
-    for line in path.read_text(errors="replace").splitlines():
-        try:
-            stamps.append(datetime.datetime.strptime(line[:19], "%Y-%m-%d %H:%M:%S"))
-        except ValueError:
-            continue
-    if len(stamps) < 2:
-        return None
-    # A resumed run appends to the log: pauses over 5 minutes between lines are not training.
-    steps = [(b - a).total_seconds() for a, b in zip(stamps, stamps[1:])]
-    return sum(step for step in steps if step < 300)
 
 
 def sherpa_reference(all_wers, exp_dir: str, exported: ResultKey, test_set: str):
