@@ -247,3 +247,14 @@ def test_bf16_on_a_cpu_without_native_bf16_is_refused_by_name(tmp_path, monkeypa
     config.precision = "fp32"  # control: the same set-up trains in fp32
     assert Trainer(model, None, config, None, None,
                    model_config=model.config.to_dict()).precision == "fp32"
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_precision_on_a_cpu_is_bf16_only_where_bf16_is_native(tmp_path, monkeypatch,
+                                                                   native):
+    monkeypatch.setattr(trainer_module, "cpu_has_native_bf16", lambda: native)
+    model = build_transducer("tiny", 50, causal=True)
+    config = TrainConfig(exp_dir=tmp_path, tensorboard=False)
+    assert config.precision == "auto"
+    trainer = Trainer(model, None, config, None, None, model_config=model.config.to_dict())
+    assert trainer.precision == ("bf16" if native else "fp32")

@@ -78,9 +78,11 @@ class TrainConfig:
     log_interval: int = option(50, "Log every N batches")
     seed: int = option(42, "Seed of the model initialisation, data order and chunk draws "
                        "(rank r of a multi-process run uses seed + r)")
-    precision: str = option("auto", "auto: fp32 on CPU, bf16 autocast on GPUs that support "
-                            "it, else fp16. bf16 on a CPU: autocast on CPUs with native bf16 "
-                            "(AVX512-BF16 or AMX), refused elsewhere",
+    precision: str = option("auto", "auto: bf16 autocast on CPUs with native bf16 "
+                            "(AVX512-BF16 or AMX; benchmarks/results/bf16_convergence.md "
+                            "checks it trains as well as fp32), fp32 on other CPUs; on GPUs "
+                            "bf16 where supported, else fp16. bf16 on a CPU without native "
+                            "bf16 is refused (emulated, it is slower than fp32)",
                             choices=("auto", "fp32", "bf16", "fp16"))
     max_bad_batches: int = option(20, "Stop after this many consecutive batches with a "
                                   "non-finite loss")
@@ -228,6 +230,8 @@ class Trainer:
     def _choose_precision(self) -> str:
         wanted = self.config.precision
         if self.device.type != "cuda":
+            if wanted == "auto":
+                return "bf16" if cpu_has_native_bf16() else "fp32"
             if wanted == "bf16":
                 if not cpu_has_native_bf16():
                     raise RuntimeError("--precision bf16: this CPU has neither AVX512-BF16 nor "
