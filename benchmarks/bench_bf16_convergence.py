@@ -88,9 +88,8 @@ def decode_dev(recipe_dir: Path, exp_dir: Path, epoch: int, lang_dir: str, chunk
 
 
 def main() -> None:
-    class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter,
-                        argparse.RawDescriptionHelpFormatter):
-        pass
+    sys.path.insert(0, str(REPO))
+    from icefall_kd.utils import HelpFormatter
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("--recipe-dir", type=Path, default=Path("egs/librispeech/ASR"))
@@ -106,7 +105,6 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=None)
     args = parser.parse_args()
 
-    sys.path.insert(0, str(REPO))
     from icefall_kd.reporting.paired_bootstrap import (
         DEFAULT_RESAMPLES,
         relative_wer_reduction,
@@ -170,13 +168,15 @@ def main() -> None:
     text = (f"Command: {command} (code {current}).\n\n"
             f"run.sh's default-profile streaming baseline ({shlex.join(options)}), "
             f"{args.epochs} epochs per training, one CPU thread each, fp32 and bf16 of a "
-            f"seed side by side (training minutes: the span of each train.log, pauses between resumed runs left out; they "
-            f"depend on what else ran on the machine). dev-clean, greedy search, simulated streaming with "
+            f"seed side by side (training minutes: the span of each train.log, pauses "
+            f"between resumed runs left out; they depend on what else ran on the machine). "
+            f"dev-clean, greedy search, simulated streaming with "
             f"{args.decode_chunk * 40} ms chunks and {args.decode_left_context * 40} ms of "
             f"left context, epoch checkpoints (no averaging). Relative WER reduction: "
             f"(fp32 - bf16) / fp32 for the precision, (first seed - other seed) / first seed "
             f"for the seed noise; paired bootstrap over dev-clean utterances "
-            f"({DEFAULT_RESAMPLES} replicates, 95% percentile intervals), with several seeds the seeds resampled too.\n\n"
+            f"({DEFAULT_RESAMPLES} replicates, 95% percentile intervals), with several seeds "
+            f"the seeds resampled too.\n\n"
             + "\n".join(lines) + "\n")
     publish_report(text, output)
 
