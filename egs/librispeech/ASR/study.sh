@@ -24,6 +24,7 @@
 # Stages:
 #   0  data: prepare.sh (the embedded corpus: 2,000-utterance test sets since version 3)
 #   1  teachers until converged: study/teacher (run.sh's preset), study/teacher-strong
+#      (they train beside stage 2's baselines when both stages run)
 #   2  streaming baselines until converged, one per seed (study/baseline-seedS); then every
 #      seed trained on to the slowest seed's epochs E, so all have the same updates
 #   3  fine-tuning design, per teacher T and seed: stage 1 from baseline epoch E until
@@ -122,7 +123,9 @@ if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
     ./transducer_teacher/train.py --exp-dir study/teacher "${common_train[@]}" "${extra_train[@]}"
   in_lane teacher-strong until_converged study/teacher-strong "$max_epochs" 2 "$full_decode" \
     ./transducer_teacher/train.py --exp-dir study/teacher-strong "${strong_train[@]}" "${extra_train[@]}"
-  wait_lanes
+  # The baselines do not need the teachers: stage 2 trains beside them (the stronger teacher
+  # takes several times the small one's time, which would leave a core idle for hours).
+  [ $stop_stage -ge 2 ] || wait_lanes
 fi
 
 baseline_lane() {  # until|to, seed [, epochs]: until converged, or to a fixed budget
@@ -137,7 +140,7 @@ baseline_lane() {  # until|to, seed [, epochs]: until converged, or to a fixed b
 if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
   begin_stage 2 "streaming baselines until converged, then to the same epochs"
   for s in $(seq 1 "$seeds"); do in_lane "baseline-$s" baseline_lane until "$s"; done
-  wait_lanes
+  for s in $(seq 1 "$seeds"); do wait_lanes "baseline-$s"; done
   baseline_epochs=0
   for s in $(seq 1 "$seeds"); do
     e=$(summary_field "study/baseline-seed$s" epochs)
@@ -145,8 +148,8 @@ if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
   done
   echo "$baseline_epochs" > study/baseline-epochs
   for s in $(seq 1 "$seeds"); do in_lane "baseline-$s" baseline_lane to "$s" "$baseline_epochs"; done
-  wait_lanes
 fi
+wait_lanes  # the baselines, and the teachers if stage 1 still runs beside stage 2
 baseline_epochs=$(cat study/baseline-epochs 2>/dev/null || echo 0)
 kd_options=("${common_train[@]}" "${extra_kd[@]}")
 
