@@ -46,8 +46,9 @@
 #                             zipformer-small step takes about 2.5x a small one
 #                             (benchmarks/results/training_zipformer.md), so 3 epochs cost
 #                             about 1.2x the Conformer's 6 (2 would cost 0.8x)
-#   --parallel-training B     [true] run trainings side by side, one CPU thread each (on
-#                             a 2-core CPU this beats one after the other with two threads)
+#   --parallel-training B     [true] run trainings side by side, and decodes and exports two
+#                             at a time, one CPU thread each (on a 2-core CPU this beats one
+#                             after the other with two threads)
 #   --stage N / --stop-stage N [0 / 11]
 #
 # Stages:
@@ -182,15 +183,17 @@ decode_common=(--epoch "$num_epochs" --avg "$avg" --lang-dir "$lang_dir" --max-d
 streaming_mode=(--chunk-size "$decode_chunk" --left-context "$decode_left_context")
 if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
   begin_stage 3 "decode the teacher and the baseline"
-  for method in "greedy_search --max-sym-per-frame 1" "greedy_search --max-sym-per-frame 3" \
-                "modified_beam_search --beam-size 4"; do
+  # Two at a time (local/lanes.sh), the slowest (beam search) first.
+  for method in "modified_beam_search --beam-size 4" "greedy_search --max-sym-per-frame 1" \
+                "greedy_search --max-sym-per-frame 3"; do
     # shellcheck disable=SC2086
-    run_logged ./transducer_teacher/decode.py --exp-dir transducer_teacher/exp "${decode_common[@]}" \
+    queue_job ./transducer_teacher/decode.py --exp-dir transducer_teacher/exp "${decode_common[@]}" \
       --decoding-method $method
     # shellcheck disable=SC2086
-    run_logged ./transducer_streaming/decode.py --exp-dir transducer_streaming/exp "${decode_common[@]}" \
+    queue_job ./transducer_streaming/decode.py --exp-dir transducer_streaming/exp "${decode_common[@]}" \
       --decoding-method $method "${streaming_mode[@]}"
   done
+  run_queued_jobs
 fi
 
 if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
@@ -199,12 +202,12 @@ if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
     --avg "$avg" --lang-dir "$lang_dir" --parts "test-clean test-other"
 fi
 
-chunkwise() {  # exp dir, epoch, avg, method [, chunk]: chunk-wise recognition from audio,
-  # at the decoding chunk or at CHUNK with 4 x CHUNK of left context (the sweep's)
+chunkwise() {  # exp dir, epoch, avg, method [, chunk]: queue chunk-wise recognition from
+  # audio, at the decoding chunk or at CHUNK with 4 x CHUNK of left context (the sweep's)
   [ -f "$1/epoch-$2.pt" ] || return 0  # a row of an option that was not trained
   local mode=("${streaming_mode[@]}")
   [ -n "${5:-}" ] && mode=(--chunk-size "$5" --left-context $(( 4 * $5 )))
-  run_logged ./transducer_streaming/streaming_decode.py --exp-dir "$1" --epoch "$2" --avg "$3" \
+  queue_job ./transducer_streaming/streaming_decode.py --exp-dir "$1" --epoch "$2" --avg "$3" \
     --lang-dir "$lang_dir" --decoding-method "$4" "${mode[@]}" --num-threads 1
 }
 if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
@@ -212,6 +215,7 @@ if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
   for method in greedy_search modified_beam_search; do
     chunkwise transducer_streaming/exp "$num_epochs" "$avg" "$method"
   done
+  run_queued_jobs
 fi
 
 if [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then
@@ -315,6 +319,7 @@ fi
 
 if [ $stage -le 9 ] && [ $stop_stage -ge 9 ]; then
   begin_stage 9 "decode the students"
+  # Everything below is queued and runs two at a time (local/lanes.sh).
   decode_student() {  # exp dir, epoch, avg, extra decode.py options...
     local exp=$1 epoch=$2 a=$3; shift 3
     [ -f "$exp/epoch-$epoch.pt" ] || return 0
@@ -322,7 +327,7 @@ if [ $stage -le 9 ] && [ $stop_stage -ge 9 ]; then
     case "$exp" in *-seed*) methods=("greedy_search") ;; esac  # beam: first seed only
     for method in "${methods[@]}"; do
       # shellcheck disable=SC2086
-      run_logged ./transducer_streaming/decode.py --exp-dir "$exp" --epoch "$epoch" --avg "$a" \
+      queue_job ./transducer_streaming/decode.py --exp-dir "$exp" --epoch "$epoch" --avg "$a" \
         --lang-dir "$lang_dir" --max-duration 300 --num-workers 1 --decoding-method $method \
         --test-sets "test-clean test-other" --skip-existing true "${decode_feats[@]}" "$@"
     done
@@ -345,7 +350,7 @@ if [ $stage -le 9 ] && [ $stop_stage -ge 9 ]; then
   if [ -f "transducer_teacher/exp-zipformer/epoch-$zipformer_epochs.pt" ]; then
     for method in "greedy_search --max-sym-per-frame 1" "modified_beam_search --beam-size 4"; do
       # shellcheck disable=SC2086
-      run_logged ./transducer_teacher/decode.py --exp-dir transducer_teacher/exp-zipformer \
+      queue_job ./transducer_teacher/decode.py --exp-dir transducer_teacher/exp-zipformer \
         --epoch "$zipformer_epochs" --avg "$zipformer_avg" --lang-dir "$lang_dir" --max-duration 300 \
         --num-workers 1 "${decode_feats[@]}" --decoding-method $method --skip-existing true
     done
@@ -361,7 +366,7 @@ if [ $stage -le 9 ] && [ $stop_stage -ge 9 ]; then
                  "kd_stage2_output/exp-zipformer $kd_epochs $kd_avg"; do
       read -r exp epoch a <<< "$model"
       [ -f "$exp/epoch-$epoch.pt" ] || continue
-      run_logged ./transducer_streaming/decode.py --exp-dir "$exp" --epoch "$epoch" --avg "$a" \
+      queue_job ./transducer_streaming/decode.py --exp-dir "$exp" --epoch "$epoch" --avg "$a" \
         --lang-dir "$lang_dir" --max-duration 300 --num-workers 1 --decoding-method greedy_search \
         --test-sets "test-clean test-other" --chunk-size "$chunk" --left-context $(( 4 * chunk )) \
         --skip-existing true "${decode_feats[@]}"
@@ -376,28 +381,31 @@ if [ $stage -le 9 ] && [ $stop_stage -ge 9 ]; then
   chunkwise kd_stage2_output/exp-chunk-conv "$kd_epochs" "$kd_avg" greedy_search
   chunkwise transducer_streaming/exp-zipformer "$zipformer_epochs" "$zipformer_avg" greedy_search
   chunkwise kd_stage2_output/exp-zipformer "$kd_epochs" "$kd_avg" greedy_search
+  run_queued_jobs
 fi
 
 if [ $stage -le 10 ] && [ $stop_stage -ge 10 ]; then
   begin_stage 10 "export to sherpa-onnx, check, decode with sherpa-onnx"
-  # The method, and its chunk-aware convolution and Zipformer twins where they were trained.
+  # The method, and its chunk-aware convolution and Zipformer twins where they were trained,
+  # and the teachers: one job per model, two jobs at a time (local/lanes.sh).
   for exp in kd_stage2_output/exp kd_stage2_output/exp-chunk-conv kd_stage2_output/exp-zipformer; do
     [ -f "$exp/epoch-$kd_epochs.pt" ] || continue
     student=(--exp-dir "$exp" --epoch "$kd_epochs" --avg "$kd_avg")
-    run_logged ./transducer_streaming/export_onnx.py "${student[@]}" --lang-dir "$lang_dir" "${streaming_mode[@]}"
-    run_logged ./transducer_streaming/onnx_check.py "${student[@]}" "${streaming_mode[@]}"
-    run_logged ./transducer_streaming/sherpa_decode.py "${student[@]}" --lang-dir "$lang_dir" "${streaming_mode[@]}" \
-      --test-sets "test-clean test-other"
+    queue_job ./transducer_streaming/export_onnx.py "${student[@]}" --lang-dir "$lang_dir" "${streaming_mode[@]}" \
+      ';' ./transducer_streaming/onnx_check.py "${student[@]}" "${streaming_mode[@]}" \
+      ';' ./transducer_streaming/sherpa_decode.py "${student[@]}" --lang-dir "$lang_dir" \
+      "${streaming_mode[@]}" --test-sets "test-clean test-other"
   done
-  teacher_files=(--exp-dir transducer_teacher/exp --epoch "$num_epochs" --avg "$avg" --lang-dir "$lang_dir")
-  run_logged ./transducer_teacher/export_onnx.py "${teacher_files[@]}"
-  run_logged ./transducer_teacher/sherpa_decode.py "${teacher_files[@]}" --test-sets "test-clean test-other"
+  teacher_job() {  # exp dir, epoch, avg
+    local files=(--exp-dir "$1" --epoch "$2" --avg "$3" --lang-dir "$lang_dir")
+    queue_job ./transducer_teacher/export_onnx.py "${files[@]}" \
+      ';' ./transducer_teacher/sherpa_decode.py "${files[@]}" --test-sets "test-clean test-other"
+  }
+  teacher_job transducer_teacher/exp "$num_epochs" "$avg"
   if [ -f "transducer_teacher/exp-zipformer/epoch-$zipformer_epochs.pt" ]; then
-    teacher_files=(--exp-dir transducer_teacher/exp-zipformer --epoch "$zipformer_epochs"
-      --avg "$zipformer_avg" --lang-dir "$lang_dir")
-    run_logged ./transducer_teacher/export_onnx.py "${teacher_files[@]}"
-    run_logged ./transducer_teacher/sherpa_decode.py "${teacher_files[@]}" --test-sets "test-clean test-other"
+    teacher_job transducer_teacher/exp-zipformer "$zipformer_epochs" "$zipformer_avg"
   fi
+  run_queued_jobs
 fi
 
 if [ $stage -le 11 ] && [ $stop_stage -ge 11 ]; then

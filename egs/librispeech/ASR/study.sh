@@ -18,7 +18,8 @@
 #   --max-epochs N             [30; 3 for tiny] budget of the teachers and the baselines
 #   --kd-max-epochs N          [8; 2 for tiny] budget of each distillation stage
 #   --strong-teacher-preset P  [default; tiny for tiny] the stronger teacher's model preset
-#   --parallel-training B      [true] trainings side by side, one CPU thread each
+#   --parallel-training B      [true] trainings side by side, test decodes two at a time, one
+#                              CPU thread each
 #   --stage N / --stop-stage N [0 / 6]
 #
 # Stages:
@@ -218,10 +219,10 @@ final_epoch() {  # exp-dir: the checkpoint the table decodes (best dev epoch; th
     summary_field "$1" epochs budget.json
   fi
 }
-test_decode() {  # decode script options..., exp-dir, epoch, method
+test_decode() {  # decode script options..., exp-dir, epoch, method: queued (local/lanes.sh)
   local script=$1; shift
   # shellcheck disable=SC2086
-  run_logged $script --exp-dir "$1" --epoch "$2" --avg 1 --use-averaged-model true \
+  queue_job $script --exp-dir "$1" --epoch "$2" --avg 1 --use-averaged-model true \
     --test-sets "test-clean test-other" --decoding-method $3 --skip-existing true
 }
 if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
@@ -248,6 +249,7 @@ if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
       [ -f "$exp/budget.json" ] && test_decode "$streaming_decode" "$exp" "$(final_epoch "$exp")" "$method"
     done
   done
+  run_queued_jobs  # two at a time
 fi
 
 if [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then

@@ -102,8 +102,8 @@ def sherpa_section(all_wers) -> list:
         return []
     lines = ["", "## sherpa-onnx", "",
              "The exported ONNX files decoded by the pip `sherpa_onnx` runtime (greedy search, "
-             "one thread): `OnlineRecognizer` for the streaming student, `OfflineRecognizer` for "
-             "the teacher. Identical: share of utterances whose sherpa-onnx tokens equal PyTorch "
+             "one thread, " + BESIDE_ANOTHER_JOB + "): `OnlineRecognizer` for the streaming "
+             "student, `OfflineRecognizer` for the teacher. Identical: share of utterances whose sherpa-onnx tokens equal PyTorch "
              "greedy search on the same audio, fed as sherpa-onnx feeds it (full windows, tail "
              "padding); for the student also against `streaming_decode.py`, which runs the last "
              "partial chunk instead of padding. PyTorch WER: the same model's chunk-wise "
@@ -330,7 +330,7 @@ def latency_section(order_all) -> list:
             "full-context model, the whole utterance). Symbol delay: start of each correctly "
             "recognised word (frame of its first token x 40 ms) minus its exact start from the "
             "synthesiser. Milliseconds, mean / median / 90th percentile. RTF: processing time "
-            "over audio duration, chunk-wise decoding on one CPU thread.", "",
+            "over audio duration, chunk-wise decoding on one CPU thread (" + BESIDE_ANOTHER_JOB + ").", "",
             "| model | decoding | mode | test set | first token | first token - first word onset (mean) | symbol delay | delay std | RTF |",
             "|---|---|---|---|---:|---:|---:|---:|---:|"] + latency_rows
 
@@ -355,6 +355,12 @@ def aligner_section() -> list:
 
 # What a reader may conclude from the table, said where the table is (issue 17 builds the
 # study that removes these limits).
+# run.sh decodes two jobs at a time (local/lanes.sh), so a real-time factor is measured
+# beside another one-thread job.
+BESIDE_ANOTHER_JOB = ("run.sh ran decodes two at a time, one thread each, so an RTF includes "
+                      "sharing the CPU's caches and memory bandwidth with the other job")
+
+
 LIMITS_OF_THE_COMPARISON = (
     "**What this table can and cannot show.** The distillation settings (loss weights, "
     "temperature, entropy floor, epochs per stage) are run.sh's defaults, chosen earlier with "
@@ -426,7 +432,7 @@ def chunk_conv_section(wers) -> list:
             "about seed-to-seed spread); " + BOOTSTRAP_NOTE + " RTF: chunk-wise greedy "
             "recognition from audio at that chunk (the two baselines; the convolution's cost is "
             "per frame, so they stand for the methods too), one thread, mean over the test "
-            "sets.", ""
+            "sets (" + BESIDE_ANOTHER_JOB + ").", ""
             ] + chunk_sweep_table(wers, series, "transducer_streaming/exp", MODELS[0][0])
 
 
@@ -464,7 +470,7 @@ def zipformer_section(wers, args) -> list:
              "on what ran beside them. Greedy and beam WER in %, "
              f"streaming models in simulated streaming with {chunk * 40} ms chunks and "
              f"{left * 40} ms of left context; RTF: chunk-wise greedy recognition from audio, one "
-             "thread, mean over the two test sets.", "",
+             "thread, mean over the two test sets (" + BESIDE_ANOTHER_JOB + ").", "",
              "| model | parameters | epochs | training minutes | greedy test-clean | greedy "
              "test-other | beam test-clean | beam test-other | first token ms | symbol delay ms "
              "| RTF |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
@@ -500,7 +506,8 @@ def commands_section(args) -> list:
     if not commands:
         return []
     return ["", "## Commands", "", "Run from `egs/librispeech/ASR`, in this order (the "
-            "`OMP_NUM_THREADS=1` trainings of a stage ran side by side, one CPU thread each; "
+            "`OMP_NUM_THREADS=1` commands of a stage ran side by side, one CPU thread each: "
+            "trainings in lanes, decodes and exports two at a time; "
             "the data came from `./prepare.sh`):", "",
             "```bash"] + commands + ["```"]
 
