@@ -9,10 +9,17 @@ Usage (after run.sh has trained the baseline; from the repository root):
 
 RTF = processing seconds / audio seconds (greedy search, chunk 320 ms, left context 1.28 s,
 audio fed in 0.1 s pieces, 50 streams decoded together, features included).
+
+With --beside-another-job true, the chunk-wise pass is also timed while a second process runs
+the same chunk-wise recognition on the other core, one thread each, as run.sh decodes two jobs
+at a time (local/lanes.sh): what sharing caches and memory bandwidth costs its RTF figures.
+The alone pass is timed before and after, so their difference shows the timing noise.
 """
 
 import argparse
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -22,7 +29,7 @@ from icefall_kd.data.fbank import SAMPLE_RATE, make_fbank_extractor
 from icefall_kd.decoding.search import greedy_search
 from icefall_kd.recipes.common import load_model
 from icefall_kd.streaming.recognizer import StreamingConfig, StreamingRecognizer
-from icefall_kd.utils import HelpFormatter, publish_report
+from icefall_kd.utils import HelpFormatter, publish_report, str2bool
 
 
 def main() -> None:
@@ -31,11 +38,15 @@ def main() -> None:
     parser.add_argument("--exp-dir", type=Path, default=Path("transducer_streaming/exp"))
     parser.add_argument("--epoch", type=int, required=True)
     parser.add_argument("--avg", type=int, default=2)
-    parser.add_argument("--use-averaged-model", type=bool, default=True)
+    parser.add_argument("--use-averaged-model", type=str2bool, default=True)
     parser.add_argument("--utterances", type=int, default=100)
     parser.add_argument("--chunk-size", type=int, default=8)
     parser.add_argument("--left-context", type=int, default=32)
     parser.add_argument("--output", type=Path, default=None)
+    parser.add_argument("--beside-another-job", type=str2bool, default=False,
+                        help="Also time the chunk-wise pass beside a second process doing the same")
+    parser.add_argument("--neighbour", action="store_true",
+                        help=argparse.SUPPRESS)  # internal: be that second process
     args = parser.parse_args()
     output = args.output.resolve() if args.output else None
     os.chdir(args.recipe_dir)
@@ -50,10 +61,36 @@ def main() -> None:
 
     recognizer = StreamingRecognizer(model, StreamingConfig(args.chunk_size, args.left_context))
     piece = SAMPLE_RATE // 10
-    start = time.perf_counter()
-    for begin_utt in range(0, len(audios), 50):
-        recognizer.recognize(audios[begin_utt : begin_utt + 50], piece_samples=piece)
-    chunkwise = time.perf_counter() - start
+
+    def chunkwise_seconds() -> float:
+        start = time.perf_counter()
+        for begin_utt in range(0, len(audios), 50):
+            recognizer.recognize(audios[begin_utt : begin_utt + 50], piece_samples=piece)
+        return time.perf_counter() - start
+
+    if args.neighbour:  # until the benchmark stops this process
+        print("ready", flush=True)
+        while True:
+            chunkwise_seconds()
+    chunkwise = chunkwise_seconds()
+    beside = None
+    if args.beside_another_job:
+        argv = ["--recipe-dir", ".", "--exp-dir", str(args.exp_dir), "--epoch", str(args.epoch),
+                "--avg", str(args.avg), "--use-averaged-model", str(args.use_averaged_model),
+                "--utterances", str(args.utterances), "--chunk-size", str(args.chunk_size),
+                "--left-context", str(args.left_context), "--neighbour"]
+        neighbour = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), *argv],
+                                     stdout=subprocess.PIPE, text=True,
+                                     env=dict(os.environ, OMP_NUM_THREADS="1"))
+        try:
+            if neighbour.stdout.readline().strip() != "ready":
+                raise SystemExit("bench_streaming_rtf.py: the second process did not start")
+            chunkwise_seconds()  # the neighbour warms up meanwhile
+            beside = chunkwise_seconds()
+        finally:
+            neighbour.kill()
+            neighbour.wait()
+        chunkwise_again = chunkwise_seconds()
 
     start = time.perf_counter()
     extractor = make_fbank_extractor()
@@ -70,6 +107,14 @@ def main() -> None:
             f"| chunk-wise from audio (0.1 s pieces, 50 streams) | {chunkwise / audio_seconds:.4f} |\n"
             f"| simulated streaming (whole utterances, one at a time) | {simulated / audio_seconds:.4f} |\n"
             f"| ratio chunk-wise / simulated | {chunkwise / simulated:.2f} |\n")
+    if beside is not None:
+        text += ("\nChunk-wise from audio beside a second process doing the same on the other "
+                 "core (one thread each), against alone before and after:\n\n"
+                 "| chunk-wise pass | RTF |\n|---|---:|\n"
+                 f"| alone | {chunkwise / audio_seconds:.4f} |\n"
+                 f"| beside another job | {beside / audio_seconds:.4f} |\n"
+                 f"| alone, again | {chunkwise_again / audio_seconds:.4f} |\n"
+                 f"| ratio beside / mean alone | {2 * beside / (chunkwise + chunkwise_again):.2f} |\n")
     publish_report(text, output)
 
 
