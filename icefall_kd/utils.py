@@ -84,8 +84,30 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def machine_description() -> str:
+    """The CPU, its core count and its native bf16 support, e.g. "Intel(R) Xeon(R) Processor,
+    2 cores, bf16: AMX": speed figures depend on it, and sessions run on different CPUs."""
+    model = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    import torch
+
+    if torch.cpu._is_amx_tile_supported():
+        bf16 = "AMX"
+    elif torch.cpu._is_avx512_bf16_supported():
+        bf16 = "AVX512-BF16, no AMX"
+    else:
+        bf16 = "none native"
+    return f"{model or 'unknown CPU'}, {os.cpu_count()} cores, bf16: {bf16}"
+
+
 def publish_report(text: str, output: Optional[Path]) -> None:
-    """Prints a benchmark's Markdown report and, with ``output``, writes it there atomically."""
+    """Prints a benchmark's Markdown report, headed by the machine it ran on, and, with
+    ``output``, writes it there atomically."""
+    text = f"Machine: {machine_description()}.\n\n{text}"
     print(text)
     if output:
         output = Path(output)

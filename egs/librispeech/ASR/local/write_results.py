@@ -358,7 +358,9 @@ def aligner_section() -> list:
 # run.sh decodes two jobs at a time (local/lanes.sh), so a real-time factor is measured
 # beside another one-thread job.
 BESIDE_ANOTHER_JOB = ("run.sh ran decodes two at a time, one thread each, so an RTF includes "
-                      "sharing the CPU's caches and memory bandwidth with the other job")
+                      "sharing the CPU's caches and memory bandwidth with the other job; "
+                      "benchmarks/bench_streaming_rtf.py --beside-another-job true measures "
+                      "what that costs")
 
 
 LIMITS_OF_THE_COMPARISON = (
