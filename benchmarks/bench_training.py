@@ -173,6 +173,14 @@ def reference_worktree(ref: str, directory: Path) -> Path:
     return directory
 
 
+def bf16_note(args) -> str:
+    if not args.bf16:
+        return ""
+    if args.side_by_side:
+        return "; every preset under bf16 autocast"
+    return "; `current, bf16`: the current code under bf16 autocast"
+
+
 def main() -> None:
     # No icefall_kd import before the worker check: a worker imports its own revision's.
     class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter,
@@ -279,7 +287,7 @@ def main() -> None:
                            capture_output=True, text=True).stdout.strip()
     text = (f"`current` is {current}{' plus uncommitted changes' if dirty else ''}"
             f"{', speed-up relative to ' + args.against if args.against else ''}"
-            f"{'; `current, bf16`: the current code under bf16 autocast' if args.bf16 else ''}. "
+            f"{bf16_note(args)}. "
             f"{args.batches - WARMUP_STEPS} timed steps per model (after {WARMUP_STEPS} "
             f"warm-up steps) on the same {sum(durations[WARMUP_STEPS:]):.0f} s of audio "
             f"(batches of up to {args.max_duration:.0f} s), {args.threads} thread(s) per "
