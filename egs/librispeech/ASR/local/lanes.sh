@@ -15,7 +15,10 @@
 # A lane's commands are recorded in a file of its own and added to $commands when the lane
 # is waited for, so that their order in RESULTS.md does not depend on which lane ran first.
 lane_pids=(); lane_names=(); lane_records=(); lane_targets=()
-stop_lanes() { [ ${#lane_pids[@]} -eq 0 ] || kill "${lane_pids[@]}" 2>/dev/null || true; }
+stop_lanes() {
+  [ ${#lane_pids[@]} -eq 0 ] || kill "${lane_pids[@]}" 2>/dev/null || true
+  rm -f "${lane_records[@]+"${lane_records[@]}"}"
+}
 # A failed stage does not leave trainings running, nor a wall time that looks complete.
 trap 'status=$?; stop_lanes; [ $status = 0 ] && end_stage; exit $status' EXIT
 in_lane() {  # name, command...: start a lane in the background
