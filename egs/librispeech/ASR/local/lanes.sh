@@ -83,15 +83,11 @@ queued_job_runner='n=$1; set -o pipefail
 echo "job $n failed: $2 (its output is marked [job $n] above)" >&2; exit 255'
 run_queued_jobs() {
   [ ${#queued_jobs[@]} -gt 0 ] || return 0
-  local i at_once=1 status=0
-  [ "$parallel_training" = true ] && at_once=2
+  local i status=0 at_once=(-P 1)
+  [ "$parallel_training" = true ] && at_once=(-P 2 env OMP_NUM_THREADS=1)
   for i in "${!queued_jobs[@]}"; do log "job $((i + 1)): ${queued_jobs[$i]}"; done
   for i in "${!queued_jobs[@]}"; do printf '%s\0%s\0' "$((i + 1))" "${queued_jobs[$i]}"; done |
-    if [ "$at_once" = 2 ]; then
-      OMP_NUM_THREADS=1 xargs -0 -n 2 -P 2 bash -c "$queued_job_runner" queued-job
-    else
-      xargs -0 -n 2 -P 1 bash -c "$queued_job_runner" queued-job
-    fi || status=1
+    xargs -0 -n 2 "${at_once[@]}" bash -c "$queued_job_runner" queued-job || status=1
   queued_jobs=()
   [ $status = 0 ] || { echo "a queued job failed (see above)" >&2; exit 1; }
 }
