@@ -231,3 +231,32 @@ def test_a_streaming_zipformer_starts_from_a_full_context_ones_weights():
         out_t, _ = teacher.encoder(features, num_frames)
         out_s, _ = student.encoder(features, num_frames)
     assert (out_t - out_s).abs().max() > 1e-4
+
+
+@pytest.mark.parametrize("tq,tk", [(7, 7), (4, 13), (1, 6)])
+def test_scores_by_key_picks_each_pairs_distance(tq, tk):
+    """The strided view and the gather that ONNX export traces both put the score of
+    distance j - i - (Tk - Tq) at (query i, key j), checked against a brute-force table;
+    the view's gradient equals the gather's. Control: distances in reverse order (the sign
+    of key - query swapped) do not pass."""
+    from icefall_kd.model.zipformer.attention import gather_scores_by_key, scores_by_key
+
+    distances = torch.arange(-(tk - 1), tq, dtype=torch.float64)  # column c: distance c - (tk - 1)
+    # Score of distance d for batch n, head h: d + 100 n + 1000 h, so every entry is unique.
+    pos_scores = (distances + 100.0 * torch.arange(2.0).view(2, 1, 1, 1)
+                  + 1000.0 * torch.arange(3.0).view(1, 3, 1, 1)).expand(2, 3, tq, -1)
+    pos_scores = (pos_scores + 0.0).requires_grad_()
+    expected = torch.empty(2, 3, tq, tk, dtype=torch.float64)
+    for n in range(2):
+        for h in range(3):
+            for i in range(tq):
+                for j in range(tk):
+                    expected[n, h, i, j] = j - i - (tk - tq) + 100 * n + 1000 * h
+    strided = scores_by_key(pos_scores, tk)
+    gathered = gather_scores_by_key(pos_scores, tk)
+    assert torch.equal(strided, expected) and torch.equal(gathered, expected)
+    assert not torch.equal(scores_by_key(pos_scores.flip(-1), tk), expected)
+    upstream = torch.randn(2, 3, tq, tk, dtype=torch.float64)
+    grad_strided, = torch.autograd.grad((strided * upstream).sum(), pos_scores)
+    grad_gathered, = torch.autograd.grad((gathered * upstream).sum(), pos_scores)
+    torch.testing.assert_close(grad_strided, grad_gathered, rtol=0, atol=0)

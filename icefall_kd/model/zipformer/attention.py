@@ -31,6 +31,29 @@ def _with_cache(x: torch.Tensor, cache: Optional[torch.Tensor]
     return full, full[:, full.shape[1] - left :]
 
 
+def scores_by_key(pos_scores: torch.Tensor, tk: int) -> torch.Tensor:
+    """(N, H, Tq, Tq + Tk - 1) scores of the distances -(Tk - 1) .. Tq - 1 -> (N, H, Tq, Tk)
+    scores of the keys: query i (the last Tq of Tk frames) and key j are at distance
+    j - i - (Tk - Tq), column j + Tq - 1 - i, so row i is a contiguous slice starting at
+    Tq - 1 - i. A strided view in eager mode: its backward is a copy, where gather's is a
+    scatter-add that took half of a training step on a CPU. ONNX has no strided view, so
+    the exporter traces the same selection as a gather."""
+    if torch.jit.is_tracing():
+        return gather_scores_by_key(pos_scores, tk)
+    n, h, tq, r = pos_scores.shape
+    pos_scores = pos_scores.contiguous()
+    return pos_scores.as_strided((n, h, tq, tk), (h * tq * r, tq * r, r - 1, 1),
+                                 pos_scores.storage_offset() + tq - 1)
+
+
+def gather_scores_by_key(pos_scores: torch.Tensor, tk: int) -> torch.Tensor:
+    """:func:`scores_by_key` as a gather (what ONNX export traces)."""
+    n, h, tq, _ = pos_scores.shape
+    index = (torch.arange(tk, device=pos_scores.device).unsqueeze(0)
+             - torch.arange(tq, device=pos_scores.device).unsqueeze(1) + (tq - 1))
+    return pos_scores.gather(-1, index.expand(n, h, tq, tk))
+
+
 class AttentionWeights(nn.Module):
     """softmax(q k / sqrt(qd) + p . pos(key - query)) per head, with a relative-position
     term: the position features of each distance are projected to pd per head and scored
@@ -66,14 +89,11 @@ class AttentionWeights(nn.Module):
         scores = torch.matmul(q * qd**-0.5, k.transpose(-1, -2))  # (N, H, Tq, Tk)
         # Queries are the last Tq of the Tk key frames: key j - query i = j - i - (Tk - Tq).
         # Only distances occur, so chunk-relative frame numbers are enough.
-        low = -(tq - 1) - (tk - tq)
-        distances = torch.arange(low, tk - (tk - tq), device=x.device)  # (R,)
+        distances = torch.arange(-(tk - 1), tq, device=x.device)  # (R,) = (Tq + Tk - 1,)
         pos = self.pos_proj(relative_position_features(distances, self.pos_dim).to(x.dtype))
         pos = pos.view(-1, h, pd).permute(1, 2, 0)  # (H, pd, R)
         pos_scores = torch.matmul(p, pos)  # (N, H, Tq, R)
-        index = (torch.arange(tk, device=x.device).unsqueeze(0)
-                 - torch.arange(tq, device=x.device).unsqueeze(1) - (tk - tq) - low)
-        scores = scores + pos_scores.gather(-1, index.expand(n, h, tq, tk))
+        scores = scores + scores_by_key(pos_scores, tk)
         scores = scores.masked_fill(mask, torch.finfo(scores.dtype).min)
         return scores.softmax(dim=-1), new_cache
 
