@@ -21,7 +21,7 @@ at a time (local/lanes.sh): what sharing caches and memory bandwidth costs its R
 The alone pass is timed before and after, so their difference shows the timing noise.
 
 With --compare EXP:EPOCH:AVG (one or more), those models (a Zipformer, another preset) are
-timed on the same utterances in the same process, each pass of each model in turn, and
+timed on the same utterances in the same process, one model after another, and
 reported beside the --exp-dir model with their RTF relative to it.
 """
 
@@ -75,7 +75,8 @@ def main() -> None:
     from lhotse import load_manifest_lazy
 
     reference = (args.exp_dir, args.epoch, args.avg)
-    models = [reference] + [parse_model(spec) for spec in args.compare]
+    # The neighbour process only ever runs the first model.
+    models = [reference] + ([] if args.neighbour else [parse_model(s) for s in args.compare])
     loaded = [load_model(argparse.Namespace(exp_dir=e, epoch=n, avg=a,
                                             use_averaged_model=args.use_averaged_model))
               for e, n, a in models]
