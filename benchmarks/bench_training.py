@@ -158,10 +158,13 @@ def run_workers(specs: dict, causal: bool, durations: list, schedule: list,
 
 
 def run_model(revisions: dict, preset: str, causal: bool, durations: list, schedule: list,
-              batches_file: Path, lang_dir: Path, threads: int, bf16: bool) -> dict:
-    """One model per revision in fp32, and with ``bf16`` the current code under bf16
-    autocast beside them. -> {label: stats}"""
+              batches_file: Path, lang_dir: Path, threads: int, bf16: bool,
+              bf16_reference: bool = False) -> dict:
+    """One model per revision in fp32, and with ``bf16`` (``bf16_reference``) the current
+    code (the reference) under bf16 autocast beside them. -> {label: stats}"""
     specs = {name: (root, preset, False) for name, root in revisions.items()}
+    for name in ([n for n in revisions if n != "current"] if bf16_reference else []):
+        specs[f"{name}, bf16"] = (revisions[name], preset, True)
     if bf16:
         specs["current, bf16"] = (revisions["current"], preset, True)
     return run_workers(specs, causal, durations, schedule, batches_file, lang_dir, threads)
@@ -174,11 +177,13 @@ def reference_worktree(ref: str, directory: Path) -> Path:
 
 
 def bf16_note(args) -> str:
-    if not args.bf16:
-        return ""
     if args.side_by_side:
-        return "; every preset under bf16 autocast"
-    return "; `current, bf16`: the current code under bf16 autocast"
+        return "; every preset under bf16 autocast" if args.bf16 else ""
+    labels = ([f"`{args.against}, bf16`"] if args.bf16_reference else []) + (
+        ["`current, bf16`"] if args.bf16 else [])
+    if not labels:
+        return ""
+    return f"; {' and '.join(labels)}: that code under bf16 autocast, the other rows fp32"
 
 
 def main() -> None:
@@ -202,6 +207,9 @@ def main() -> None:
     parser.add_argument("--bf16", action="store_true",
                         help="Also time the current code under bf16 autocast (a third "
                              "worker; the other rows stay fp32)")
+    parser.add_argument("--bf16-reference", action="store_true",
+                        help="Also time the --against revision under bf16 autocast (what "
+                             "--precision auto trained with there on a bf16 CPU)")
     parser.add_argument("--side-by-side", action="store_true",
                         help="Time the --presets against each other (current code, steps "
                              "alternating between them) instead of against --against")
@@ -216,6 +224,9 @@ def main() -> None:
     if args.worker:
         args.preset = args.presets[0]
         return worker(args)
+    if args.bf16_reference and not args.against:
+        parser.error("--bf16-reference times the --against revision under bf16; give "
+                     "--against REF")
     if args.side_by_side and (args.against or len(args.presets) < 2):
         parser.error("--side-by-side compares two or more --presets of the current code; "
                      "it does not combine with --against")
@@ -267,7 +278,8 @@ def main() -> None:
                 for name, causal in MODELS:
                     schedule = streaming_schedule if causal else [(-1, -1)] * args.batches
                     stats = run_model(revisions, preset, causal, durations, schedule,
-                                      batches_file, lang_dir, args.threads, args.bf16)
+                                      batches_file, lang_dir, args.threads, args.bf16,
+                                      args.bf16_reference)
                     base = stats[next(iter(stats))]["audio_per_second"]
                     for rev, s in stats.items():
                         rows.append(f"| {name} | {rev} | {s['parameters'] / 1e6:.2f} M | "

@@ -258,3 +258,20 @@ def test_auto_precision_on_a_cpu_is_bf16_only_where_bf16_is_native(tmp_path, mon
     assert config.precision == "auto"
     trainer = Trainer(model, None, config, None, None, model_config=model.config.to_dict())
     assert trainer.precision == ("bf16" if native else "fp32")
+
+
+def test_auto_precision_trains_the_zipformer_in_fp32_even_where_bf16_is_native(tmp_path,
+                                                                               monkeypatch):
+    """--precision auto on a bf16 CPU: fp32 for a Zipformer (bf16 measured slower for it),
+    bf16 for the Conformer (the control); an explicit --precision bf16 is still obeyed."""
+    monkeypatch.setattr(trainer_module, "cpu_has_native_bf16", lambda: True)
+
+    def precision(preset: str, wanted: str = "auto") -> str:
+        model = build_transducer(preset, 50, causal=True)
+        config = TrainConfig(exp_dir=tmp_path, tensorboard=False, precision=wanted)
+        return Trainer(model, None, config, None, None,
+                       model_config=model.config.to_dict()).precision
+
+    assert precision("zipformer-tiny") == "fp32"
+    assert precision("tiny") == "bf16"
+    assert precision("zipformer-tiny", "bf16") == "bf16"

@@ -260,3 +260,54 @@ def test_scores_by_key_picks_each_pairs_distance(tq, tk):
     grad_strided, = torch.autograd.grad((strided * upstream).sum(), pos_scores)
     grad_gathered, = torch.autograd.grad((gathered * upstream).sum(), pos_scores)
     torch.testing.assert_close(grad_strided, grad_gathered, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("shift,offset", [(1.0, 0.313261687), (4.0, 0.035)])
+def test_swoosh_function_equals_its_formula_with_gradients(shift, offset):
+    """The fused Swoosh (a custom autograd function) gives the formula's values, and its
+    hand-written backward passes a finite-difference gradcheck in float64. Control: a
+    derivative with the wrong slope (0.8 for 0.08) fails the same check."""
+    from icefall_kd.model.zipformer.modules import _Swoosh, swoosh
+
+    x = (torch.randn(3, 5, dtype=torch.float64) * 4).requires_grad_()
+    formula = torch.nn.functional.softplus(x - shift) - 0.08 * x - offset
+    torch.testing.assert_close(swoosh(x, shift, offset), formula, rtol=1e-12, atol=1e-12)
+    assert torch.autograd.gradcheck(lambda t: _Swoosh.apply(t, shift, offset), (x,))
+
+    class WrongSlope(_Swoosh):
+        @staticmethod
+        def backward(ctx, grad):
+            (t,) = ctx.saved_tensors
+            return (torch.sigmoid(t - ctx.shift) - 0.8) * grad, None, None
+
+    assert not torch.autograd.gradcheck(lambda t: WrongSlope.apply(t, shift, offset), (x,),
+                                        raise_exception=False)
+
+
+def test_channels_last_front_end_equals_the_plain_layers():
+    """The front end's channels-last convolutions with the reordered output weight compute
+    what its modules do run plainly in NCHW (``conv`` Sequential, channel-major flatten,
+    ``out``, ``norm``), outputs and parameter gradients. Control: the flatten in the wrong
+    order (freq-major) differs."""
+    torch.manual_seed(0)
+    embed = _encoder().embed.double()
+    x = torch.randn(2, 27, 80, dtype=torch.float64)
+    lens = torch.tensor([27, 20])
+
+    def plain(channel_major=True):
+        y = embed.conv(((x - embed.feature_mean) * embed.feature_inv_std).unsqueeze(1))
+        n, c, t, f = y.shape
+        y = y.permute(0, 2, 1, 3) if channel_major else y.permute(0, 2, 3, 1)
+        return embed.norm(embed.out(y.reshape(n, t, c * f)))
+
+    out, out_lens = embed(x, lens)
+    expected = plain()
+    torch.testing.assert_close(out, expected, rtol=1e-10, atol=1e-10)
+    assert torch.equal(out_lens, torch.tensor([12, 8]))
+    upstream = torch.randn_like(out)
+    params = list(embed.parameters())
+    grads = torch.autograd.grad((out * upstream).sum(), params)
+    expected_grads = torch.autograd.grad((expected * upstream).sum(), params)
+    for got, want in zip(grads, expected_grads):
+        torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-10)
+    assert (plain(channel_major=False) - expected).abs().max() > 1e-3

@@ -80,7 +80,9 @@ class TrainConfig:
                        "(rank r of a multi-process run uses seed + r)")
     precision: str = option("auto", "auto: bf16 autocast on CPUs with native bf16 "
                             "(AVX512-BF16 or AMX; benchmarks/results/bf16_convergence.md "
-                            "checks it trains as well as fp32), fp32 on other CPUs; on GPUs "
+                            "checks it trains as well as fp32), fp32 on other CPUs and for "
+                            "the Zipformer on any CPU (slower under bf16: "
+                            "benchmarks/results/training_zipformer_xeon_amx.md); on GPUs "
                             "bf16 where supported, else fp16. bf16 on a CPU without native "
                             "bf16 is refused (emulated, it is slower than fp32)",
                             choices=("auto", "fp32", "bf16", "fp16"))
@@ -231,6 +233,8 @@ class Trainer:
         wanted = self.config.precision
         if self.device.type != "cuda":
             if wanted == "auto":
+                if getattr(getattr(self.model, "encoder", None), "cpu_bf16_slower", False):
+                    return "fp32"  # measured slower under bf16 on a CPU (the encoder says why)
                 return "bf16" if cpu_has_native_bf16() else "fp32"
             if wanted == "bf16":
                 if not cpu_has_native_bf16():

@@ -79,9 +79,22 @@ class ZipformerEmbed(nn.Module):
 
     def forward(self, x: torch.Tensor, x_lens: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         x = (x - self.feature_mean) * self.feature_inv_std
-        x = self.conv(x.unsqueeze(1))  # (N, C, T50, F')
-        n, c, t, f = x.shape
-        x = self.norm(self.out(x.permute(0, 2, 1, 3).reshape(n, t, c * f)))
+        # Channels-last (N, T, F, C in memory), as the Conformer's front end: oneDNN's
+        # convolutions and their backward run natively in it, with no layout copies (this
+        # front end at 50 Hz took a quarter of a zipformer-small training step in NCHW).
+        # clone(), not contiguous(): one channel counts as contiguous in both formats.
+        x = x.unsqueeze(1).clone(memory_format=torch.channels_last)
+        for conv, activation in zip(self.conv[0::2], self.conv[1::2]):
+            weight = conv.weight.clone(memory_format=torch.channels_last)
+            x = activation(nn.functional.conv2d(x, weight, conv.bias, conv.stride,
+                                                conv.padding))
+        n, c, t, f = x.shape  # (N, C, T50, F'), channels-last
+        # The linear layer's inputs are (channel, freq) pairs channel-major (the
+        # parameter's layout); reorder its weight to the memory order (freq, channel).
+        weight = self.out.weight.view(-1, c, f).transpose(1, 2).reshape(-1, f * c)
+        x = nn.functional.linear(x.permute(0, 2, 3, 1).reshape(n, t, f * c), weight,
+                                 self.out.bias)
+        x = self.norm(x)
         return x, torch.div(x_lens - 3, 2, rounding_mode="floor").clamp(min=0)
 
 
@@ -170,6 +183,13 @@ def unstack_states(state: ZipformerState) -> List[ZipformerState]:
 class ZipformerEncoder(nn.Module):
     """The Conformer encoder's interface (``forward``, ``init_state``,
     ``streaming_forward``, ``embed.set_feature_stats``, ``output_dim``) over a Zipformer."""
+
+    # Read by the trainer's --precision auto. Training batches change shape every step, and
+    # under bf16 oneDNN builds new matmul kernels for each shape: about 200 per
+    # zipformer-small step, 0.4 s of it on one Xeon, more than bf16 saves on this encoder's
+    # many narrow matmuls (benchmarks/results/training_zipformer_xeon_amx.md). fp32 goes
+    # through MKL, which builds nothing per shape.
+    cpu_bf16_slower = True
 
     def __init__(self, config: ZipformerConfig) -> None:
         super().__init__()
