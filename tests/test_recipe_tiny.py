@@ -12,6 +12,7 @@ import onnx
 import torch
 
 from icefall_kd.data.vocabulary import ONNX_METADATA_KEY, Vocabulary, vocabulary_of_lang_dir
+from icefall_kd.training.trainer import cpu_has_native_bf16
 
 
 def test_run_sh_tiny_profile_writes_results(prepared_tiny):
@@ -96,6 +97,10 @@ def test_run_sh_tiny_profile_writes_results(prepared_tiny):
         "Zipformer teacher (full context)", "Zipformer streaming baseline"], zipformer
     for row in rows:  # every model decoded with greedy and beam search on both test sets
         assert all(re.fullmatch(r"\d+\.\d\d", row[i]) for i in wer_columns), row
+    # --precision auto: bf16 for the Conformer where the CPU has it, fp32 for the Zipformer.
+    precision = header.index("precision")
+    conformer = "bf16" if cpu_has_native_bf16() else "fp32"
+    assert [r[precision] for r in rows] == [conformer, conformer, "fp32", "fp32"], rows
     assert "| Zipformer, two stages, adaptive power transform (the method) | 1 |" in zipformer
     assert sherpa.count("| kd_stage2_output/exp-zipformer | fp32 |") == 2, sherpa
     assert sherpa.count("| transducer_teacher/exp-zipformer | fp32 |") == 2, sherpa

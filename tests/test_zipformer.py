@@ -256,6 +256,9 @@ def test_scores_by_key_picks_each_pairs_distance(tq, tk):
     gathered = gather_scores_by_key(pos_scores, tk)
     assert torch.equal(strided, expected) and torch.equal(gathered, expected)
     assert not torch.equal(scores_by_key(pos_scores.flip(-1), tk), expected)
+    # Any layout whose last dimension is contiguous (the attention's is (H, N, Tq, R)).
+    head_major = pos_scores.detach().transpose(0, 1).contiguous().transpose(0, 1)
+    assert torch.equal(scores_by_key(head_major, tk), expected)
     upstream = torch.randn(2, 3, tq, tk, dtype=torch.float64)
     grad_strided, = torch.autograd.grad((strided * upstream).sum(), pos_scores)
     grad_gathered, = torch.autograd.grad((gathered * upstream).sum(), pos_scores)

@@ -43,10 +43,10 @@
 #                             decode (stage 9) and export them (stage 10)
 #   --zipformer-preset P      [zipformer-small; zipformer-tiny for tiny]
 #   --zipformer-epochs N      [3; 2 for tiny] epochs of the Zipformer teacher and baseline; a
-#                             zipformer-small step took about 2.5x a small one in fp32 on
-#                             one machine (benchmarks/results/training_zipformer.md), so 3
-#                             epochs cost about 1.2x the Conformer's 6 (2 would cost 0.8x);
-#                             in bf16 on an Intel Xeon with AMX 3-3.5x (README, Zipformer)
+#                             zipformer-small step (fp32, what --precision auto picks for it)
+#                             costs about 2.4x a small one (bf16) on an Intel Xeon with AMX
+#                             (benchmarks/results/training_zipformer_xeon_amx.md), so 3
+#                             epochs cost about 1.2x the Conformer's 6 (2 would cost 0.8x)
 #   --parallel-training B     [true] run trainings side by side, and decodes and exports two
 #                             at a time, one CPU thread each (on a 2-core CPU this beats one
 #                             after the other with two threads)

@@ -35,14 +35,18 @@ def scores_by_key(pos_scores: torch.Tensor, tk: int) -> torch.Tensor:
     """(N, H, Tq, Tq + Tk - 1) scores of the distances -(Tk - 1) .. Tq - 1 -> (N, H, Tq, Tk)
     scores of the keys: query i (the last Tq of Tk frames) and key j are at distance
     j - i - (Tk - Tq), column j + Tq - 1 - i, so row i is a contiguous slice starting at
-    Tq - 1 - i. A strided view in eager mode: its backward is a copy, where gather's is a
-    scatter-add that took half of a training step on a CPU. ONNX has no strided view, so
-    the exporter traces the same selection as a gather."""
+    Tq - 1 - i. A strided view in eager mode (any layout whose last dimension is
+    contiguous): its backward is a copy, where gather's is a scatter-add that took half of
+    a training step on a CPU. ONNX has no strided view, so the exporter traces the same
+    selection as a gather."""
     if torch.jit.is_tracing():
         return gather_scores_by_key(pos_scores, tk)
-    n, h, tq, r = pos_scores.shape
-    pos_scores = pos_scores.contiguous()
-    return pos_scores.as_strided((n, h, tq, tk), (h * tq * r, tq * r, r - 1, 1),
+    if pos_scores.stride(-1) != 1:
+        pos_scores = pos_scores.contiguous()
+    n, h, tq, _ = pos_scores.shape
+    stride_n, stride_h, stride_q, _ = pos_scores.stride()
+    # Entry (i, j) is column j + Tq - 1 - i of row i: i (stride_q - 1) + j past the start.
+    return pos_scores.as_strided((n, h, tq, tk), (stride_n, stride_h, stride_q - 1, 1),
                                  pos_scores.storage_offset() + tq - 1)
 
 
@@ -85,16 +89,20 @@ class AttentionWeights(nn.Module):
         tk = k.shape[1]
         q = q.view(n, tq, h, qd).transpose(1, 2)
         k = k.view(n, tk, h, qd).transpose(1, 2)
-        p = p.view(n, tq, h, pd).transpose(1, 2)
         scores = torch.matmul(q * qd**-0.5, k.transpose(-1, -2))  # (N, H, Tq, Tk)
         # Queries are the last Tq of the Tk key frames: key j - query i = j - i - (Tk - Tq).
         # Only distances occur, so chunk-relative frame numbers are enough.
         distances = torch.arange(-(tk - 1), tq, device=x.device)  # (R,) = (Tq + Tk - 1,)
         pos = self.pos_proj(relative_position_features(distances, self.pos_dim).to(x.dtype))
         pos = pos.view(-1, h, pd).permute(1, 2, 0)  # (H, pd, R)
-        pos_scores = torch.matmul(p, pos)  # (N, H, Tq, R)
-        scores = scores + scores_by_key(pos_scores, tk)
-        scores = scores.masked_fill(mask, torch.finfo(scores.dtype).min)
+        # One matmul per head over all N Tq queries, (H, N Tq, pd) @ (H, pd, R), rather than
+        # a broadcast over N, which copies pos N times and sums N gradients in the backward.
+        p = p.reshape(n * tq, h, pd).transpose(0, 1)
+        pos_scores = torch.matmul(p, pos).view(h, n, tq, -1).transpose(0, 1)  # (N, H, Tq, R)
+        # In place: the matmul's backward needs its inputs, not its output, and every
+        # (N, H, Tq, Tk) tensor spared is a large allocation spared.
+        scores = scores.add_(scores_by_key(pos_scores, tk))
+        scores = scores.masked_fill_(mask, torch.finfo(scores.dtype).min)
         return scores.softmax(dim=-1), new_cache
 
 

@@ -439,15 +439,18 @@ def chunk_conv_section(wers) -> list:
 
 
 def training_facts(exp_dir: str) -> dict:
-    """Parameters (M, as the training log states them), epochs trained (its last epoch-N.pt)
-    and training minutes (its train.log, pauses between resumed runs left out)."""
+    """Parameters (M, as the training log states them), epochs trained (its last epoch-N.pt),
+    the precision it trained in (as the log states it) and training minutes (its train.log,
+    pauses between resumed runs left out)."""
     log = Path(exp_dir) / "train.log"
     text = log.read_text(errors="replace") if log.is_file() else ""
     params = re.findall(r"([\d.]+) M parameters", text)
     epochs = [int(m.group(1)) for f in Path(exp_dir).glob("epoch-*.pt")
               if (m := re.fullmatch(r"epoch-(\d+)\.pt", f.name))]
     span = log_span_seconds(log) if log.is_file() else None
+    precisions = re.findall(r"training on \S+, precision (\w+)", text)
     return {"params": f"{params[-1]} M" if params else "-",
+            "precision": precisions[-1] if precisions else "-",
             "epochs": str(max(epochs)) if epochs else "-",
             "minutes": f"{span / 60:.1f}" if span else "-"}
 
@@ -467,22 +470,25 @@ def zipformer_section(wers, args) -> list:
              "full-context teacher and streaming baseline, trained for the epochs below "
              "(run.sh's `--zipformer-epochs`), fewer than the Conformer's because a Zipformer "
              "step costs more on this CPU; the wall-time ratio below says how close the two "
-             "training budgets came. Training minutes are from each "
+             "training budgets came. Precision: what `--precision auto` chose (bf16 for the "
+             "Conformer on a CPU with native bf16; fp32 for the Zipformer, which bf16 makes "
+             "slower on a CPU: README, Zipformer). Training minutes are from each "
              "train.log; trainings ran side by side, one CPU thread each, so they also depend "
              "on what ran beside them. Greedy and beam WER in %, "
              f"streaming models in simulated streaming with {chunk * 40} ms chunks and "
              f"{left * 40} ms of left context; RTF: chunk-wise greedy recognition from audio, one "
              "thread, mean over the two test sets (" + BESIDE_ANOTHER_JOB + ").", "",
-             "| model | parameters | epochs | training minutes | greedy test-clean | greedy "
-             "test-other | beam test-clean | beam test-other | first token ms | symbol delay ms "
-             "| RTF |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| model | parameters | epochs | precision | training minutes | greedy test-clean "
+             "| greedy test-other | beam test-clean | beam test-other | first token ms | symbol "
+             "delay ms | RTF |", "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     minutes = {}
     for name, exp_dir, streaming in encoders:
         cells = row_cells(Row(name, [exp_dir], streaming), wers, chunk, left)
         facts = training_facts(exp_dir)
         minutes[exp_dir] = facts["minutes"]
         rtf = chunkwise_rtf(wers, exp_dir, chunk, left) if streaming else "-"
-        lines.append(f"| {name} | {facts['params']} | {facts['epochs']} | {facts['minutes']} | "
+        lines.append(f"| {name} | {facts['params']} | {facts['epochs']} | "
+                     f"{facts['precision']} | {facts['minutes']} | "
                      + " | ".join(cells[f"{tag} {t}"].text() for tag in ("greedy", "beam")
                                   for t in ("test-clean", "test-other"))
                      + f" | {cells['first token ms'].text(0)} | "
