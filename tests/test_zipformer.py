@@ -314,3 +314,44 @@ def test_channels_last_front_end_equals_the_plain_layers():
     for got, want in zip(grads, expected_grads):
         torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-10)
     assert (plain(channel_major=False) - expected).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize("chunk_size,left_context", [(4, 8), (4, 0), (8, 4), (12, 20)])
+def test_block_by_block_attention_equals_the_masked_matrix(chunk_size, left_context,
+                                                           monkeypatch):
+    """Chunked attention with a finite left context, computed block by block
+    (``ChunkBlocks``), gives the encoder outputs and parameter gradients of the masked
+    (T, T) matrix on every real frame (float64). Control: blocks with one frame of left
+    context fewer than the mask (one more where it is 0) differ."""
+    import icefall_kd.model.zipformer.encoder as encoder_module
+    from icefall_kd.model.zipformer.attention import ChunkBlocks
+
+    encoder = _encoder().double()
+    features = torch.randn(3, 203, 80, dtype=torch.float64)
+    lens = torch.tensor([203, 150, 97])
+    params = list(encoder.parameters())
+
+    def run(blocks: bool):
+        monkeypatch.setattr(encoder_module, "CHUNK_BLOCKS", blocks)
+        out, out_lens = encoder(features, lens, chunk_size, left_context)
+        real = (torch.arange(out.shape[1]) < out_lens.unsqueeze(1)).unsqueeze(-1)
+        upstream = torch.randn(out.shape, dtype=out.dtype,
+                               generator=torch.Generator().manual_seed(1)) * real
+        grads = torch.autograd.grad((out * upstream).sum(), params, allow_unused=True)
+        return out * real, [g if g is not None else torch.zeros(()) for g in grads]
+
+    built = []
+    original_build = ChunkBlocks.build
+    monkeypatch.setattr(ChunkBlocks, "build", classmethod(
+        lambda cls, pad, chunk, left: built.append(chunk) or original_build(pad, chunk, left)))
+    blocked, blocked_grads = run(True)
+    assert built, "no stack attended block by block"
+    masked, masked_grads = run(False)
+    torch.testing.assert_close(blocked, masked, rtol=1e-10, atol=1e-12)
+    for got, want in zip(blocked_grads, masked_grads):
+        torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-11)
+    monkeypatch.setattr(ChunkBlocks, "build", classmethod(
+        lambda cls, pad, chunk, left: original_build(pad, chunk, max(left - 1, 0)
+                                                     if left else left + 1)))
+    short, _ = run(True)
+    assert (short - masked).abs().max() > 1e-6

@@ -38,6 +38,7 @@ import torch
 from torch import nn
 
 from icefall_kd.model.conformer import chunk_attention_mask
+from icefall_kd.model.zipformer.attention import ChunkBlocks
 from icefall_kd.model.zipformer.config import ZipformerConfig
 from icefall_kd.model.zipformer.layer import LAYER_CACHE_NAMES, ZipformerLayer
 from icefall_kd.model.zipformer.modules import (
@@ -48,6 +49,12 @@ from icefall_kd.model.zipformer.modules import (
     convert_channels,
     upsample,
 )
+
+
+# Chunked attention with a finite left context computed block by block
+# (:class:`ChunkBlocks`) where that is shorter than the utterance; False: the masked (T, T)
+# matrix everywhere (the tests compare the two).
+CHUNK_BLOCKS = True
 
 
 class ZipformerEmbed(nn.Module):
@@ -132,7 +139,11 @@ class ZipformerStack(nn.Module):
         # ceil(lengths / f) without negative floor division, which ONNX export truncates.
         valid_here = torch.div(lengths + f - 1, f, rounding_mode="floor")
         pad = torch.arange(t, device=x.device).unsqueeze(0) >= valid_here.unsqueeze(1)
-        if caches is None:
+        if (CHUNK_BLOCKS and caches is None and chunk_size > 0 and left >= 0
+                and left + chunk_size // f < t):
+            # Each chunk's window is shorter than the utterance: attend block by block.
+            mask = ChunkBlocks.build(pad, chunk_size // f, left)
+        elif caches is None:
             mask = pad[:, None, None, :]
             chunk_mask = chunk_attention_mask(t, chunk_size // f, left, x.device)
             if chunk_mask is not None:
