@@ -44,9 +44,9 @@
 #   --zipformer-preset P      [zipformer-small; zipformer-tiny for tiny]
 #   --zipformer-epochs N      [3; 2 for tiny] epochs of the Zipformer teacher and baseline; a
 #                             zipformer-small step (fp32, what --precision auto picks for it)
-#                             costs about 2.4x a small one (bf16) on an Intel Xeon with AMX
-#                             (benchmarks/results/training_zipformer_xeon_amx.md), so 3
-#                             epochs cost about 1.2x the Conformer's 6 (2 would cost 0.8x)
+#                             costs about 2.1-2.4x a small one (bf16) on an Intel Xeon with
+#                             AMX (benchmarks/results/training_zipformer_xeon_amx.md), so 3
+#                             epochs cost about 1.1-1.2x the Conformer's 6 (2: 0.7-0.8x)
 #   --parallel-training B     [true] run trainings side by side, and decodes and exports two
 #                             at a time, one CPU thread each (on a 2-core CPU this beats one
 #                             after the other with two threads)
