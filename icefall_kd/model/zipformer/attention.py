@@ -50,14 +50,13 @@ class ChunkBlocks:
     @classmethod
     def build(cls, pad: torch.Tensor, chunk: int, left: int) -> "ChunkBlocks":
         """pad: (N, T) True at padding frames."""
-        n, t = pad.shape
-        blocks = cls(chunk, left, t, pad)
-        slot = (torch.arange(blocks.num_chunks, device=pad.device).unsqueeze(1) * chunk - left
-                + torch.arange(blocks.window, device=pad.device))  # (chunks, window) frame
+        t = pad.shape[1]
+        num_chunks = -(-t // chunk)
+        slot = (torch.arange(num_chunks, device=pad.device).unsqueeze(1) * chunk - left
+                + torch.arange(left + chunk, device=pad.device))  # (chunks, window) frame
         outside = (slot < 0) | (slot >= t)
         padding = pad[:, slot.clamp(0, t - 1)]  # (N, chunks, window)
-        blocks.key_mask = (outside | padding)[:, None, :, None, :]
-        return blocks
+        return cls(chunk, left, t, (outside | padding)[:, None, :, None, :])
 
     @property
     def num_chunks(self) -> int:
