@@ -196,10 +196,10 @@ class ZipformerEncoder(nn.Module):
     ``streaming_forward``, ``embed.set_feature_stats``, ``output_dim``) over a Zipformer."""
 
     # Read by the trainer's --precision auto. Training batches change shape every step, and
-    # under bf16 oneDNN builds new matmul kernels for each shape: about 200 per
-    # zipformer-small step, 0.4 s of it on one Xeon, more than bf16 saves on this encoder's
-    # many narrow matmuls (benchmarks/results/training_zipformer_xeon_amx.md). fp32 goes
-    # through MKL, which builds nothing per shape.
+    # under bf16 oneDNN builds new matmul kernels for each shape (its verbose log on one
+    # Xeon: about 200 per zipformer-small step, 0.4 s of it), more than bf16 saves on this
+    # encoder's many narrow matmuls; fp32 measured faster
+    # (benchmarks/results/training_zipformer_xeon_amx.md).
     cpu_bf16_slower = True
 
     def __init__(self, config: ZipformerConfig) -> None:
