@@ -17,6 +17,30 @@ def frames_after_subsampling(num_frames: int) -> int:
     return ((num_frames - 1) // 2 - 1) // 2
 
 
+def to_channels_last_image(x: torch.Tensor) -> torch.Tensor:
+    """(N, T, F) features -> (N, 1, T, F) stored channels-last (N, T, F, C in memory), the
+    layout oneDNN's convolutions and their backward run natively in, with no layout copies.
+    clone(memory_format=...), not contiguous(): with one channel a tensor counts as
+    contiguous in both formats and would keep NCHW strides, making oneDNN pick NCHW."""
+    return x.unsqueeze(1).clone(memory_format=torch.channels_last)
+
+
+def conv2d_channels_last(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+    """``conv`` on a channels-last input, its weight channels-last too (or the backward
+    copies the input to NCHW)."""
+    weight = conv.weight.clone(memory_format=torch.channels_last)
+    return nn.functional.conv2d(x, weight, conv.bias, conv.stride, conv.padding)
+
+
+def linear_over_channels_last(linear: nn.Linear, x: torch.Tensor) -> torch.Tensor:
+    """(N, C, T, F) channels-last -> (N, T, out): ``linear`` over each frame's (channel,
+    freq) pairs in channel-major order (the parameter's layout), with its weight reordered to
+    (freq, channel), the order in memory, instead of copying the activation."""
+    n, c, t, f = x.shape
+    weight = linear.weight.view(-1, c, f).transpose(1, 2).reshape(-1, f * c)
+    return nn.functional.linear(x.permute(0, 2, 3, 1).reshape(n, t, f * c), weight, linear.bias)
+
+
 class Conv2dSubsampling(nn.Module):
     """(N, T, F) features -> (N, ((T-1)//2-1)//2, d_model).
 
@@ -47,22 +71,10 @@ class Conv2dSubsampling(nn.Module):
     def forward(self, x: torch.Tensor, x_lens: torch.Tensor):
         """x: (N, T, F); x_lens: (N,) -> ((N, T', d_model), (N,) lengths)."""
         x = (x - self.feature_mean) * self.feature_inv_std
-        # Channels-last (N, T, F, C in memory): oneDNN's convolutions run natively in it
-        # and the activations need no layout copies; ReLU in place. (self.conv keeps the
-        # checkpoints' parameter names; its ReLU modules hold no state.)
-        # clone(memory_format=...), not contiguous(): with one channel a tensor counts as
-        # contiguous in both formats and would keep NCHW strides, making oneDNN pick NCHW.
-        x = x.unsqueeze(1).clone(memory_format=torch.channels_last)
+        # ReLU in place. (self.conv keeps the checkpoints' parameter names; its ReLU modules
+        # hold no state.)
+        x = to_channels_last_image(x)
         for conv in (self.conv[0], self.conv[2]):
-            # Weights channels-last too, or the backward copies the input to NCHW.
-            weight = conv.weight.clone(memory_format=torch.channels_last)
-            x = torch.relu_(nn.functional.conv2d(x, weight, conv.bias, stride=2))
-        # x: (N, C, T', F'), channels-last
-        n, c, t, f = x.shape
-        # The output layer's inputs are (channel, freq) pairs in channel-major order (the
-        # parameter's layout); reorder its weight to (freq, channel), the order in memory,
-        # instead of copying the activation.
-        weight = self.out.weight.view(-1, c, f).transpose(1, 2).reshape(-1, f * c)
-        x = nn.functional.linear(x.permute(0, 2, 3, 1).reshape(n, t, f * c), weight,
-                                 self.out.bias)
+            x = torch.relu_(conv2d_channels_last(conv, x))
+        x = linear_over_channels_last(self.out, x)
         return x, frames_after_subsampling(x_lens)

@@ -38,6 +38,11 @@ import torch
 from torch import nn
 
 from icefall_kd.model.conformer import chunk_attention_mask
+from icefall_kd.model.subsampling import (
+    conv2d_channels_last,
+    linear_over_channels_last,
+    to_channels_last_image,
+)
 from icefall_kd.model.zipformer.attention import ChunkBlocks
 from icefall_kd.model.zipformer.config import ZipformerConfig
 from icefall_kd.model.zipformer.layer import LAYER_CACHE_NAMES, ZipformerLayer
@@ -86,21 +91,12 @@ class ZipformerEmbed(nn.Module):
 
     def forward(self, x: torch.Tensor, x_lens: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         x = (x - self.feature_mean) * self.feature_inv_std
-        # Channels-last (N, T, F, C in memory), as the Conformer's front end: oneDNN's
-        # convolutions and their backward run natively in it, with no layout copies (this
-        # front end at 50 Hz took a quarter of a zipformer-small training step in NCHW).
-        # clone(), not contiguous(): one channel counts as contiguous in both formats.
-        x = x.unsqueeze(1).clone(memory_format=torch.channels_last)
+        # Channels-last, as the Conformer's front end (this front end at 50 Hz took a
+        # quarter of a zipformer-small training step in NCHW).
+        x = to_channels_last_image(x)
         for conv, activation in zip(self.conv[0::2], self.conv[1::2]):
-            weight = conv.weight.clone(memory_format=torch.channels_last)
-            x = activation(nn.functional.conv2d(x, weight, conv.bias, conv.stride,
-                                                conv.padding))
-        n, c, t, f = x.shape  # (N, C, T50, F'), channels-last
-        # The linear layer's inputs are (channel, freq) pairs channel-major (the
-        # parameter's layout); reorder its weight to the memory order (freq, channel).
-        weight = self.out.weight.view(-1, c, f).transpose(1, 2).reshape(-1, f * c)
-        x = nn.functional.linear(x.permute(0, 2, 3, 1).reshape(n, t, f * c), weight,
-                                 self.out.bias)
+            x = activation(conv2d_channels_last(conv, x))
+        x = linear_over_channels_last(self.out, x)
         x = self.norm(x)
         return x, torch.div(x_lens - 3, 2, rounding_mode="floor").clamp(min=0)
 
