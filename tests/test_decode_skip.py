@@ -1,10 +1,11 @@
-"""decode.py --skip-existing redoes results older than the model or the test cuts."""
+"""--skip-existing (decode.py, streaming_decode.py) redoes results older than the model or
+the test cuts."""
 
 import os
 from argparse import Namespace
 from pathlib import Path
 
-from icefall_kd.recipes.decode import results_up_to_date
+from icefall_kd.recipes.common import results_up_to_date
 
 
 class _Data:

@@ -75,3 +75,24 @@ def test_intervals_are_read_from_the_recogs_files_of_each_seed_pair(tmp_path):
     lines = interval_conclusions([("kd", iv_better), ("same", iv_same)], "the baseline")
     assert lines[0].startswith("- Fewer errors than the baseline") and lines[0].endswith(": kd.")
     assert lines[1].endswith(": same.")
+
+
+def test_rows_read_the_last_epoch_unless_they_name_one():
+    """An earlier checkpoint decoded beside the last one (the Zipformer at the Conformer's
+    training time) never takes the last one's place, whatever order the results come in."""
+    from icefall_kd.reporting.distill_table import Row, find_key, row_cells
+    from icefall_kd.reporting.result_key import ResultKey
+    from icefall_kd.reporting.results import DecodeKey
+
+    def key(epoch, chunk=8):
+        return DecodeKey("zip", "greedy_search", ResultKey(epoch, min(epoch, 2), chunk, 32),
+                         chunkwise=False)
+
+    wers = {key(2): {"test-clean": 50.0}, key(3): {"test-clean": 40.0},
+            key(1, chunk=4): {"test-clean": 70.0}}
+    for order in (list(wers), list(reversed(wers))):
+        assert find_key(order, "zip", "greedy_search", 8, 32) == key(3)
+        assert find_key(order, "zip", "greedy_search", 8, 32, epoch=2) == key(2)
+        assert find_key(order, "zip", "greedy_search", 8, 32, epoch=1) is None  # other chunk
+    assert row_cells(Row("last", ["zip"]), wers, 8, 32)["greedy test-clean"].values == [40.0]
+    assert row_cells(Row("e2", ["zip"], epoch=2), wers, 8, 32)["greedy test-clean"].values == [50.0]

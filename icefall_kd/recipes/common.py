@@ -72,6 +72,28 @@ def add_search_arguments(parser: argparse.ArgumentParser, res_dir_default: str) 
                         help=f"Default: {res_dir_default}")
 
 
+def add_skip_existing_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--skip-existing", type=str2bool, default=False,
+                        help="Do nothing when every test set already has its wer-summary file "
+                        "for these settings, newer than the checkpoint and the test cuts "
+                        "(reruns of a run.sh stage redo only what is missing or out of date)")
+
+
+def results_up_to_date(args: argparse.Namespace, data, res_dir: Path, suffix: str) -> bool:
+    """Whether every test set's WER summary exists and is newer than the checkpoint and the
+    test cuts (as make decides), so regenerated data or a retrained model are decoded again.
+    ``data`` is the script's AsrDataModule (its ``cuts_path``)."""
+    checkpoint = args.exp_dir / f"epoch-{args.epoch}.pt"
+    for test_set in args.test_sets.split():
+        summary = res_dir / f"wer-summary-{test_set}-{suffix}.txt"
+        inputs = [checkpoint, data.cuts_path(test_set)]
+        if not summary.is_file() or any(
+            p.is_file() and p.stat().st_mtime >= summary.stat().st_mtime for p in inputs
+        ):
+            return False
+    return True
+
+
 def load_checked_transducer(exp_dir: Path, epoch: int, avg: int,
                             use_averaged_model: bool = True,
                             lang_dir: Optional[Path] = None) -> Transducer:

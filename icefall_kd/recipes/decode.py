@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-from pathlib import Path
 from typing import Optional, Sequence
 
 import torch
@@ -21,14 +20,16 @@ from icefall_kd.model.transducer import Transducer
 from icefall_kd.recipes.common import (
     add_checkpoint_arguments,
     add_search_arguments,
+    add_skip_existing_argument,
     load_bpe,
     load_model,
     log_to_file,
+    results_up_to_date,
     write_result_files,
 )
 from icefall_kd.streaming.latency import utterance_record, write_latency_files
 from icefall_kd.streaming.recognizer import FRAME_END_OFFSET_SAMPLES, FRAME_SHIFT_SAMPLES
-from icefall_kd.utils import HelpFormatter, setup_logging, str2bool
+from icefall_kd.utils import HelpFormatter, setup_logging
 
 
 def build_parser(description: str) -> argparse.ArgumentParser:
@@ -41,10 +42,7 @@ def build_parser(description: str) -> argparse.ArgumentParser:
                         help="Simulated streaming: left context in encoder frames")
     add_search_arguments(parser, "<exp-dir>/<decoding-method>")
     DataConfig.add_arguments(parser, only=DataConfig.EVAL_FIELDS)
-    parser.add_argument("--skip-existing", type=str2bool, default=False,
-                        help="Do nothing when every test set already has its wer-summary file "
-                        "for these settings, newer than the checkpoint and the test cuts "
-                        "(reruns of a run.sh stage redo only what is missing or out of date)")
+    add_skip_existing_argument(parser)
     return parser
 
 
@@ -96,20 +94,6 @@ def decode_dataset(model: Transducer, loader, sp, args):
             results.append((cut.id, record["ref_words"], record["hyp_words"]))
             records.append(record)
     return results, records
-
-
-def results_up_to_date(args, data: AsrDataModule, res_dir: Path, suffix: str) -> bool:
-    """Whether every test set's WER summary exists and is newer than the checkpoint and the
-    test cuts (as make decides), so regenerated data or a retrained model are decoded again."""
-    checkpoint = args.exp_dir / f"epoch-{args.epoch}.pt"
-    for test_set in args.test_sets.split():
-        summary = res_dir / f"wer-summary-{test_set}-{suffix}.txt"
-        inputs = [checkpoint, data.cuts_path(test_set)]
-        if not summary.is_file() or any(
-            p.is_file() and p.stat().st_mtime >= summary.stat().st_mtime for p in inputs
-        ):
-            return False
-    return True
 
 
 def main(description: str = "", argv: Optional[Sequence[str]] = None) -> None:

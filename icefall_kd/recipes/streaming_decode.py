@@ -21,9 +21,11 @@ from icefall_kd.data.fbank import SAMPLE_RATE
 from icefall_kd.recipes.common import (
     add_checkpoint_arguments,
     add_search_arguments,
+    add_skip_existing_argument,
     load_bpe,
     load_model,
     log_to_file,
+    results_up_to_date,
     write_result_files,
 )
 from icefall_kd.streaming.latency import (
@@ -50,6 +52,7 @@ def build_parser(description: str) -> argparse.ArgumentParser:
                         help="CPU threads (the real-time factor is reported for this many)")
     add_search_arguments(parser, "<exp-dir>/streaming/<decoding-method>")
     DataConfig.add_arguments(parser, only=["manifest_dir"])  # audio is read from the cuts
+    add_skip_existing_argument(parser)
     return parser
 
 
@@ -107,6 +110,12 @@ def main(description: str = "", argv: Optional[Sequence[str]] = None) -> None:
     res_dir.mkdir(parents=True, exist_ok=True)
     suffix = streaming_suffix(args)
     setup_logging()
+    data = AsrDataModule(DataConfig.from_args(args))
+    if args.skip_existing and results_up_to_date(args, data, res_dir, suffix):
+        logging.info(f"{res_dir}: results for {suffix} exist and are newer than the model and "
+                     "the test cuts; skipped (--skip-existing; the real-time factor is the one "
+                     "measured when they were made)")
+        return
     log_to_file(res_dir, suffix, "log-streaming-decode")
     model = load_model(args)
     if not model.causal:
@@ -116,7 +125,6 @@ def main(description: str = "", argv: Optional[Sequence[str]] = None) -> None:
         args.chunk_size, args.left_context, args.decoding_method, args.max_sym_per_frame,
         args.beam_size))
     sp = load_bpe(args.lang_dir)
-    data = AsrDataModule(DataConfig.from_args(args))
     for test_set in args.test_sets.split():
         results, records, processing, audio = decode_cuts(recognizer, data.cuts(test_set), sp, args)
         write_result_files(res_dir, test_set, suffix, args.decoding_method, results)

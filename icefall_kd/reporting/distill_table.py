@@ -30,6 +30,7 @@ class Row:
     exp_dirs: List[str]  # one per seed
     streaming: bool = True
     note: str = ""
+    epoch: Optional[int] = None  # the checkpoint decoded; None: the last one decoded
 
 
 def default_rows(seed_dirs: Dict[str, List[str]]) -> List[Row]:
@@ -52,16 +53,18 @@ def default_rows(seed_dirs: Dict[str, List[str]]) -> List[Row]:
 
 
 def find_key(keys: Sequence[DecodeKey], exp_dir: str, method: str,
-             chunk: Optional[int], left: Optional[int]) -> Optional[DecodeKey]:
+             chunk: Optional[int], left: Optional[int],
+             epoch: Optional[int] = None) -> Optional[DecodeKey]:
     """The decode.py result of ``exp_dir`` for ``method`` (greedy: one symbol per frame) in
-    simulated streaming with that chunk and left context, or full context (chunk None)."""
-    for key in keys:
-        if (key.exp_dir != exp_dir or key.method != method or key.chunkwise
-                or key.result.max_sym_per_frame != 1):
-            continue
-        if (key.result.chunk_size, key.result.left_context) == (chunk, left):
-            return key
-    return None
+    simulated streaming with that chunk and left context, or full context (chunk None), of
+    checkpoint ``epoch``; with epoch None, of the last epoch decoded (the model the recipe
+    trained; an earlier one decoded beside it is asked for by its epoch)."""
+    found = [key for key in keys
+             if key.exp_dir == exp_dir and key.method == method and not key.chunkwise
+             and key.result.max_sym_per_frame == 1
+             and (key.result.chunk_size, key.result.left_context) == (chunk, left)
+             and (epoch is None or key.result.epoch == epoch)]
+    return max(found, key=lambda key: key.result.epoch, default=None)
 
 
 @dataclass
@@ -95,14 +98,14 @@ def row_cells(row: Row, wers: Dict[DecodeKey, Dict[str, float]], chunk: int, lef
             values = []
             for exp_dir in dirs:
                 key = find_key(keys, exp_dir, method, chunk if row.streaming else None,
-                               left if row.streaming else None)
+                               left if row.streaming else None, row.epoch)
                 if key is not None and test_set in wers[key]:
                     values.append(wers[key][test_set])
             cells[f"{tag} {test_set}"] = Cell(values)
     first, delay = [], []
     for exp_dir in row.exp_dirs:
         key = find_key(keys, exp_dir, "greedy_search", chunk if row.streaming else None,
-                       left if row.streaming else None)
+                       left if row.streaming else None, row.epoch)
         if key is None:
             continue
         lats = [read_latency(key, t) for t in TEST_SETS]

@@ -69,7 +69,8 @@
 #      Zipformer (--zipformer true): transducer_{teacher,streaming}/exp-zipformer, then
 #      kd_stage{1,2}_*/exp-zipformer and transducer_streaming/exp-zipformer-continued
 #   9  decode every student (greedy, beam; chunk sizes 160/320/640 ms for the baseline and the
-#      method) and the method chunk-wise from audio
+#      method) and the method chunk-wise from audio; with --zipformer true also the Zipformer
+#      checkpoints at the Conformer's training time (local/equal_time_epoch.py), greedy
 #   10 export the distilled student (streaming) and the teacher (offline) to sherpa-onnx,
 #      fp32 and int8, check ONNX against PyTorch, decode the test sets with sherpa-onnx
 #   11 RESULTS.md and plots (local/write_results.py); prints the distillation table
@@ -209,7 +210,7 @@ chunkwise() {  # exp dir, epoch, avg, method [, chunk]: queue chunk-wise recogni
   local mode=("${streaming_mode[@]}")
   [ -n "${5:-}" ] && mode=(--chunk-size "$5" --left-context $(( 4 * $5 )))
   queue_job ./transducer_streaming/streaming_decode.py --exp-dir "$1" --epoch "$2" --avg "$3" \
-    --lang-dir "$lang_dir" --decoding-method "$4" "${mode[@]}" --num-threads 1
+    --lang-dir "$lang_dir" --decoding-method "$4" "${mode[@]}" --num-threads 1 --skip-existing true
 }
 if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
   begin_stage 5 "chunk-wise recognition from audio"
@@ -356,6 +357,20 @@ if [ $stage -le 9 ] && [ $stop_stage -ge 9 ]; then
         --num-workers 1 "${decode_feats[@]}" --decoding-method $method --skip-existing true
     done
   fi
+  # The Zipformer at the Conformer's training time (RESULTS.md): the epoch whose end came
+  # closest to the Conformer's training minutes, greedy, when it is not the last epoch.
+  for role in teacher streaming; do
+    exp=transducer_$role/exp-zipformer
+    [ -f "$exp/train.log" ] && [ -f "transducer_$role/exp/train.log" ] || continue
+    epoch=$(./local/equal_time_epoch.py "transducer_$role/exp/train.log" "$exp/train.log")
+    [ -n "$epoch" ] && [ "$epoch" != "$zipformer_epochs" ] || continue
+    mode=(--max-sym-per-frame 1)
+    [ "$role" = streaming ] && mode=("${streaming_mode[@]}" --test-sets "test-clean test-other")
+    queue_job "./transducer_$role/decode.py" --exp-dir "$exp" --epoch "$epoch" \
+      --avg $(( epoch < avg ? epoch : avg )) --lang-dir "$lang_dir" --max-duration 300 \
+      --num-workers 1 "${decode_feats[@]}" --decoding-method greedy_search "${mode[@]}" \
+      --skip-existing true
+  done
   # WER against chunk size (the plot), greedy, for the baseline and the method (and their
   # chunk-aware convolution twins with --chunk-conv true).
   for chunk in $sweep_chunks; do
