@@ -275,3 +275,34 @@ def test_auto_precision_trains_the_zipformer_in_fp32_even_where_bf16_is_native(t
     assert precision("zipformer-tiny") == "fp32"
     assert precision("tiny") == "bf16"
     assert precision("zipformer-tiny", "bf16") == "bf16"
+
+
+def test_optimizer_choice_and_its_default_learning_rate(tmp_path):
+    from icefall_kd.training.scaled_adam import ScaledAdam
+
+    model = build_transducer("tiny", 50, causal=True)
+
+    def trainer(**options):
+        config = TrainConfig(exp_dir=tmp_path, tensorboard=False, **options)
+        return Trainer(model, None, config, None, None, model_config=model.config.to_dict())
+
+    adamw, scaled = trainer(), trainer(optimizer="scaled-adam")
+    assert type(adamw.optimizer) is torch.optim.AdamW and isinstance(scaled.optimizer, ScaledAdam)
+    assert adamw.scheduler.base_lrs == [0.003] and scaled.scheduler.base_lrs == [0.045]
+    assert trainer(optimizer="scaled-adam", base_lr=0.01).scheduler.base_lrs == [0.01]
+
+
+def test_resuming_with_another_optimizer_is_refused_by_name(tmp_path):
+    model = build_transducer("tiny", 50, causal=True)
+
+    def trainer(optimizer):
+        config = TrainConfig(exp_dir=tmp_path, tensorboard=False, optimizer=optimizer)
+        return Trainer(model, None, config, None, None, model_config=model.config.to_dict())
+
+    state = trainer("scaled-adam")._state(None)
+    assert trainer("scaled-adam")._check_model_config(tmp_path / "epoch-1.pt", state) is state
+    with pytest.raises(SystemExit, match="epoch-1.pt was trained with --optimizer scaled-adam"
+                       ".*Resume with --optimizer scaled-adam"):
+        trainer("adamw")._check_model_config(tmp_path / "epoch-1.pt", state)
+    del state["optimizer_name"]  # a checkpoint from before the option: AdamW
+    assert trainer("adamw")._check_model_config(tmp_path / "epoch-1.pt", state) is state

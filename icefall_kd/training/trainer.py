@@ -36,6 +36,7 @@ from icefall_kd.training.checkpoint import (
     save_checkpoint,
     update_averaged_model,
 )
+from icefall_kd.training.scaled_adam import ScaledAdam
 from icefall_kd.training.scheduler import Eden
 
 
@@ -64,12 +65,18 @@ class TrainConfig:
                               "see --resume)")
     resume: bool = option(True, "Continue from the newest checkpoint in --exp-dir, mid-epoch "
                           "if needed, exactly where it stopped")
-    base_lr: float = option(0.003, "Peak learning rate (AdamW)")
+    optimizer: str = option("adamw", "adamw, or scaled-adam (icefall's ScaledAdam: steps "
+                            "relative to each tensor's size, icefall_kd/training/scaled_adam.py)",
+                            choices=("adamw", "scaled-adam"))
+    base_lr: Optional[float] = option(None, "Peak learning rate; default 0.003 for adamw, "
+                                      "0.045 for scaled-adam (icefall's Zipformer value: a "
+                                      "relative change per step)")
     lr_batches: float = option(2000.0, "Eden: batch decay scale")
     lr_epochs: float = option(3.0, "Eden: epoch decay scale")
     warmup_batches: float = option(500.0, "Learning rate rises from half to full over this "
                                    "many batches")
-    weight_decay: float = option(1e-6, "AdamW weight decay")
+    weight_decay: float = option(1e-6, "AdamW weight decay (scaled-adam has none: its "
+                                 "tensors are bounded in size instead)")
     clip_grad_norm: float = option(5.0, "Clip the gradient norm to this")
     average_period: int = option(50, "Update the running averaged model every N batches")
     save_every_n: int = option(1000, "Write checkpoint-<batch>.pt every N batches (resume "
@@ -99,6 +106,17 @@ class TrainConfig:
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "TrainConfig":
         return config_from_args(cls, args)
+
+
+DEFAULT_BASE_LR = {"adamw": 0.003, "scaled-adam": 0.045}
+
+
+def make_optimizer(config: TrainConfig, params: List[nn.Parameter]) -> torch.optim.Optimizer:
+    """``config.optimizer`` at ``config.base_lr`` (or that optimizer's default)."""
+    lr = config.base_lr if config.base_lr is not None else DEFAULT_BASE_LR[config.optimizer]
+    if config.optimizer == "scaled-adam":
+        return ScaledAdam(params, lr=lr)
+    return torch.optim.AdamW(params, lr=lr, weight_decay=config.weight_decay)
 
 
 def cpu_has_native_bf16() -> bool:
@@ -205,8 +223,7 @@ class Trainer:
                 find_unused_parameters=True,
             )
         params = trainable_parameters or [p for p in self.model.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.AdamW(params, lr=config.base_lr,
-                                           weight_decay=config.weight_decay)
+        self.optimizer = make_optimizer(config, params)
         self.scheduler = Eden(self.optimizer, config.lr_batches, config.lr_epochs,
                               config.warmup_batches)
         self.precision = self._choose_precision()
@@ -262,6 +279,7 @@ class Trainer:
             "model": self.model.state_dict(),
             "model_avg": self.model_avg,
             "optimizer": self.optimizer.state_dict(),
+            "optimizer_name": self.config.optimizer,
             "scheduler": self.scheduler.state_dict(),
             "grad_scaler": self.grad_scaler.state_dict(),
             "sampler": sampler_state,
@@ -325,6 +343,12 @@ class Trainer:
                                  "trained with, or pass another --exp-dir")
             except VocabularyMismatch as error:
                 raise SystemExit(f"error: {error}") from None
+        saved_optimizer = state.get("optimizer_name", "adamw")  # older checkpoints: AdamW
+        if saved_optimizer != self.config.optimizer:
+            raise SystemExit(
+                f"{path} was trained with --optimizer {saved_optimizer}, this command asks for "
+                f"--optimizer {self.config.optimizer}: its optimizer state does not fit. "
+                f"Resume with --optimizer {saved_optimizer}, or pass another --exp-dir")
         return state
 
     # ----------------------------------------------------------------------- loop
