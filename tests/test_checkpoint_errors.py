@@ -65,14 +65,16 @@ def test_files_of_killed_checkpoint_writes_are_removed(tmp_path):
 def test_resuming_with_other_model_settings_names_each_difference(tmp_path):
     saved = {"encoder": {"d_model": 96, "num_layers": 4}, "vocab_size": 100}
     owner = SimpleNamespace(model_config={"encoder": {"d_model": 144, "num_layers": 4},
-                                          "vocab_size": 100}, vocabulary=None)
+                                          "vocab_size": 100}, vocabulary=None,
+                            config=SimpleNamespace(optimizer="adamw"))
     path = tmp_path / "checkpoint-20.pt"
     with pytest.raises(SystemExit) as error:
         Trainer._check_model_config(owner, path, {"model_config": saved})
     message = str(error.value.code)
     assert str(path) in message and "encoder.d_model: 96 in the checkpoint, 144 now" in message
     assert "num_layers" not in message
-    same = SimpleNamespace(model_config=saved, vocabulary=None)  # control: the same settings resume
+    same = SimpleNamespace(model_config=saved, vocabulary=None,  # control: the same settings resume
+                           config=SimpleNamespace(optimizer="adamw"))
     assert Trainer._check_model_config(same, path, {"model_config": saved}) == {"model_config": saved}
 
 

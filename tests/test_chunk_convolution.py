@@ -213,10 +213,11 @@ def test_checkpoint_without_conv_context_resumes_and_loads_as_causal(tmp_path):
     assert TransducerConfig.from_dict(old).encoder.conv_context == "causal"
     state = {"model_config": old}
     causal_now = SimpleNamespace(model_config=build_transducer("tiny", 50, True).config.to_dict(),
-                                 vocabulary=None)
+                                 vocabulary=None, config=SimpleNamespace(optimizer="adamw"))
     assert Trainer._check_model_config(causal_now, tmp_path / "c.pt", state) == state
     chunk_now = SimpleNamespace(model_config=build_transducer(
-        "tiny", 50, True, conv_context="chunk").config.to_dict(), vocabulary=None)
+        "tiny", 50, True, conv_context="chunk").config.to_dict(), vocabulary=None,
+        config=SimpleNamespace(optimizer="adamw"))
     with pytest.raises(SystemExit, match="encoder.conv_context: 'causal' in the checkpoint, "
                        "'chunk' now"):
         Trainer._check_model_config(chunk_now, tmp_path / "c.pt", state)
