@@ -115,3 +115,31 @@ def test_run_sh_tiny_profile_writes_results(prepared_tiny):
     encoder = sorted((prepared_tiny / "kd_stage2_output" / "exp-zipformer").glob("encoder-*.onnx"))[0]
     metadata = {p.key: p.value for p in onnx.load(str(encoder)).metadata_props}
     assert metadata["model_type"] == "zipformer2", metadata
+
+
+def test_optimizer_study_tiny_compares_on_dev_clean(prepared_tiny):
+    """optimizer_study.sh --profile tiny: a ScaledAdam arm beside the AdamW one (run.sh's
+    Zipformer teacher, trained by the test above or by the script where missing)."""
+    env = dict(os.environ, ICEFALL_KD_SKIP_INSTALL="1",
+               PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    bad = subprocess.run(["bash", "optimizer_study.sh", "--profile", "tiny", "--lrs", "fast"],
+                         cwd=prepared_tiny, env=env, capture_output=True, text=True, timeout=60)
+    assert bad.returncode != 0 and "--lrs: 'fast' is not a positive number" in bad.stderr
+    result = subprocess.run(["bash", "optimizer_study.sh", "--profile", "tiny", "--lrs", "0.045"],
+                            cwd=prepared_tiny, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    report = (prepared_tiny / "RESULTS-optimizer.md").read_text()
+    rows = [line for line in report.splitlines()
+            if line.startswith("| ") and not line.startswith("| optimiser")]
+    assert [r.split(" | ")[0] for r in rows] == ["| AdamW, peak lr 0.003",
+                                                "| ScaledAdam, peak lr 0.045"], report
+    assert re.fullmatch(r"\| AdamW, peak lr 0.003 \| \d+\.\d\d \| \d+\.\d\d \| \d+ \| - \|", rows[0])
+    assert re.fullmatch(r"\| ScaledAdam, peak lr 0\.045 \| \d+\.\d\d \| \d+\.\d\d \| \d+ \| "
+                        r"[+-]\d+\.\d% \[[+-]\d+\.\d, [+-]\d+\.\d\] \|", rows[1]), rows[1]
+    assert "--optimizer scaled-adam --base-lr 0.045" in report  # its commands are listed
+    assert (prepared_tiny / "optimizer-curves.png").stat().st_size > 1000
+    # The option reached the trainer: the arm's checkpoints say which optimiser made them.
+    for exp, name in (("optimizer/scaled-adam-lr0.045", "scaled-adam"),
+                      ("transducer_teacher/exp-zipformer", "adamw")):
+        state = torch.load(prepared_tiny / exp / "epoch-2.pt", map_location="cpu", weights_only=False)
+        assert state["optimizer_name"] == name, exp

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Does ScaledAdam (icefall_kd/training/scaled_adam.py) train the Zipformer better than AdamW
+# on this corpus? The Zipformer teacher (run.sh's --zipformer-preset and training options)
+# trained for run.sh's --zipformer-epochs with AdamW at run.sh's peak rate and with
+# ScaledAdam at each of --lrs, the same seed, data and schedule otherwise; every epoch
+# decoded on dev-clean (greedy, the epoch's averaged model), never on the test sets.
+# RESULTS-optimizer.md compares the last epochs (paired bootstrap over dev-clean utterances)
+# and plots the curves (optimizer-curves.png).
+#
+# The AdamW arm is run.sh's own Zipformer teacher, transducer_teacher/exp-zipformer: run.sh
+# --zipformer true trains it, and so does this script (the same command) where it is missing.
+#
+# Usage:
+#   ./optimizer_study.sh                   # after ./prepare.sh (and run.sh --zipformer true)
+#   ./optimizer_study.sh --profile tiny    # on the tiny corpus (a smoke test)
+#
+# Options (defaults in brackets):
+#   --profile tiny|default     [default] corpus and model/training settings (run.sh's)
+#   --lrs "A B"                ["0.045 0.015"] ScaledAdam peak rates (0.045: icefall's)
+#   --parallel-training B      [true] the arms side by side, one CPU thread each
+#   --stage N / --stop-stage N [1 / 2]
+#
+# Stages:
+#   1  train and decode the arms (optimizer/scaled-adam-lrX; the AdamW arm where missing)
+#   2  RESULTS-optimizer.md (local/write_optimizer_results.py)
+set -eou pipefail
+
+profile=default
+lrs="0.045 0.015"
+parallel_training=true
+stage=1
+stop_stage=2
+# Read by local/profile_settings.sh (run.sh's options this study does not change).
+corpus=""; model_preset=""; vocab_size=""; train_parts=""; num_epochs=""; avg=""
+max_duration=""; teacher_targets=""; zipformer_preset=""; zipformer_epochs=""; num_gpus=0
+
+cd "$(dirname "$0")"
+. local/parse_options.sh
+. local/setup_env.sh
+. local/profile_settings.sh
+for lr in $lrs; do
+  [[ "$lr" =~ ^[0-9]*\.?[0-9]+$ ]] || { echo "optimizer_study.sh: --lrs: '$lr' is not a positive number" >&2; exit 1; }
+done
+[ -n "$lrs" ] || { echo "optimizer_study.sh: --lrs is empty; give at least one rate" >&2; exit 1; }
+
+mkdir -p optimizer
+commands=optimizer/commands.txt
+begin_stage() { log "Stage $1: $2"; }
+record() { printf '%q ' "$@" | sed 's/ $//' >> "$commands"; echo >> "$commands"; }
+end_stage() { :; }  # lanes.sh's exit trap calls it
+. local/lanes.sh
+
+mapfile -t zipformer_train < <(train_options "$zipformer_preset")
+[ ${#zipformer_train[@]} -gt 0 ] || exit 1
+dev_decode="./transducer_teacher/decode.py --lang-dir $lang_dir --max-duration 300 --num-workers 1 --on-the-fly-feats true"
+adamw_dir=transducer_teacher/exp-zipformer
+arm_lane() {  # exp-dir, training options...: every epoch trained, then decoded on dev-clean
+  local exp=$1; shift
+  mkdir -p "$exp"
+  train "$exp/train.log" ./local/train_until_converged.py --exp-dir "$exp" \
+    --max-epochs "$zipformer_epochs" --min-epochs "$zipformer_epochs" --summary budget.json \
+    --decode "$dev_decode" -- ./transducer_teacher/train.py --exp-dir "$exp" \
+    "${zipformer_train[@]}" "${extra_train[@]}" "$@"
+}
+
+if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
+  begin_stage 1 "train and decode the arms"
+  : > "$commands"
+  in_lane adamw arm_lane "$adamw_dir"
+  for lr in $lrs; do
+    in_lane "scaled-adam-$lr" arm_lane "optimizer/scaled-adam-lr$lr" --optimizer scaled-adam --base-lr "$lr"
+  done
+  wait_lanes
+fi
+
+if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
+  begin_stage 2 "RESULTS-optimizer.md"
+  adamw_lr=$(printf '%s\n' "${extra_train[@]}" | sed -n '/^--base-lr$/{n;p;}')
+  arms=(--arm "AdamW, peak lr ${adamw_lr:-0.003}=$adamw_dir")
+  for lr in $lrs; do arms+=(--arm "ScaledAdam, peak lr $lr=optimizer/scaled-adam-lr$lr"); done
+  ./local/write_optimizer_results.py --epochs "$zipformer_epochs" --commands "$commands" \
+    "${arms[@]}" --output RESULTS-optimizer.md --title "Zipformer teacher: AdamW or ScaledAdam" \
+    --intro "The Zipformer teacher ($zipformer_preset, run.sh's training options, seed 1) trained for $zipformer_epochs epochs with each optimiser: \`./optimizer_study.sh --profile $profile --lrs \"$lrs\"\`. Chosen and compared on dev-clean only; the test sets are not decoded here."
+  cat RESULTS-optimizer.md
+fi
