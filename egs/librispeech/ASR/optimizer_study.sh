@@ -21,7 +21,8 @@
 #   --stage N / --stop-stage N [1 / 2]
 #
 # Stages:
-#   1  train and decode the arms (optimizer/scaled-adam-lrX; the AdamW arm where missing)
+#   1  train and decode the arms (optimizer/scaled-adam-lrX; the AdamW arm where missing),
+#      each arm's output in optimizer/ARM.log
 #   2  RESULTS-optimizer.md (local/write_optimizer_results.py)
 set -eou pipefail
 
@@ -54,10 +55,12 @@ mapfile -t zipformer_train < <(train_options "$zipformer_preset")
 [ ${#zipformer_train[@]} -gt 0 ] || exit 1
 dev_decode="./transducer_teacher/decode.py --lang-dir $lang_dir --max-duration 300 --num-workers 1 --on-the-fly-feats true"
 adamw_dir=transducer_teacher/exp-zipformer
-arm_lane() {  # exp-dir, training options...: every epoch trained, then decoded on dev-clean
-  local exp=$1; shift
+arm_lane() {  # name, exp-dir, training options...: every epoch trained, then decoded on
+  # dev-clean; the output goes to optimizer/NAME.log, so that the AdamW arm leaves run.sh's
+  # train.log (whose times RESULTS.md reads) as it was
+  local name=$1 exp=$2; shift 2
   mkdir -p "$exp"
-  train "$exp/train.log" ./local/train_until_converged.py --exp-dir "$exp" \
+  train "optimizer/$name.log" ./local/train_until_converged.py --exp-dir "$exp" \
     --max-epochs "$zipformer_epochs" --min-epochs "$zipformer_epochs" --summary budget.json \
     --decode "$dev_decode" -- ./transducer_teacher/train.py --exp-dir "$exp" \
     "${zipformer_train[@]}" "${extra_train[@]}" "$@"
@@ -66,9 +69,9 @@ arm_lane() {  # exp-dir, training options...: every epoch trained, then decoded 
 if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
   begin_stage 1 "train and decode the arms"
   : > "$commands"
-  in_lane adamw arm_lane "$adamw_dir"
+  in_lane adamw arm_lane adamw "$adamw_dir"
   for lr in $lrs; do
-    in_lane "scaled-adam-$lr" arm_lane "optimizer/scaled-adam-lr$lr" --optimizer scaled-adam --base-lr "$lr"
+    in_lane "scaled-adam-$lr" arm_lane "scaled-adam-lr$lr" "optimizer/scaled-adam-lr$lr" --optimizer scaled-adam --base-lr "$lr"
   done
   wait_lanes
 fi
