@@ -46,7 +46,8 @@
 #                             zipformer-small step (fp32, what --precision auto picks for it)
 #                             costs about 2.1-2.4x a small one (bf16) on an Intel Xeon with
 #                             AMX (benchmarks/results/training_zipformer_xeon_amx.md), so 3
-#                             epochs cost about 1.1-1.2x the Conformer's 6 (2: 0.7-0.8x)
+#                             epochs cost about 1.1-1.2x the Conformer's 6 (2: 0.7-0.8x);
+#                             RESULTS.md's Zipformer section gives a run's own ratio
 #   --parallel-training B     [true] run trainings side by side, and decodes and exports two
 #                             at a time, one CPU thread each (on a 2-core CPU this beats one
 #                             after the other with two threads)
