@@ -9,7 +9,7 @@ Usage (after run.sh has trained the baseline; from the repository root):
   # the Conformer baseline against the Zipformer one (run.sh --zipformer true), same run:
   .venv/bin/python benchmarks/bench_streaming_rtf.py --recipe-dir egs/librispeech/ASR \
       --exp-dir transducer_streaming/exp --epoch 6 --avg 2 \
-      --compare transducer_streaming/exp-zipformer:2:2 \
+      --compare transducer_streaming/exp-zipformer:3:2 \
       --output benchmarks/results/streaming_rtf_zipformer.md
 
 RTF = processing seconds / audio seconds (greedy search, chunk 320 ms, left context 1.28 s,
