@@ -96,3 +96,26 @@ def test_rows_read_the_last_epoch_unless_they_name_one():
         assert find_key(order, "zip", "greedy_search", 8, 32, epoch=1) is None  # other chunk
     assert row_cells(Row("last", ["zip"]), wers, 8, 32)["greedy test-clean"].values == [40.0]
     assert row_cells(Row("e2", ["zip"], epoch=2), wers, 8, 32)["greedy test-clean"].values == [50.0]
+
+
+def test_dev_only_decodes_are_not_rows(tmp_path):
+    """A learning-curve point (dev-clean alone) at the same epoch as run.sh's decode with
+    another --avg would otherwise be a second candidate for the model's row."""
+    from icefall_kd.reporting.distill_table import find_key
+    from icefall_kd.reporting.result_key import ResultKey
+    from icefall_kd.reporting.results import collect_wers, without_dev_only
+
+    res = tmp_path / "exp-zipformer" / "greedy_search"
+    res.mkdir(parents=True)
+    recipe = ResultKey(3, 2, None, None, use_averaged_model=True).to_suffix()
+    curve = ResultKey(3, 1, None, None, use_averaged_model=True).to_suffix()
+    for test_set in ("dev-clean", "test-clean", "test-other"):
+        (res / f"wer-summary-{test_set}-{recipe}.txt").write_text("settings\tWER\ng\t40.0\n")
+    (res / f"wer-summary-dev-clean-{curve}.txt").write_text("settings\tWER\ng\t28.0\n")
+    table = collect_wers([tmp_path / "exp-zipformer"])
+    assert len(table) == 2  # control: both are read
+    kept = without_dev_only(table)
+    assert [k.result.avg for k in kept] == [2] and list(kept.values()) == [
+        {"dev-clean": 40.0, "test-clean": 40.0, "test-other": 40.0}]
+    key = find_key(list(kept), str(tmp_path / "exp-zipformer"), "greedy_search", None, None)
+    assert key.result.avg == 2

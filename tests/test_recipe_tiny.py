@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import onnx
+import pytest
 import torch
 
 from icefall_kd.data.vocabulary import ONNX_METADATA_KEY, Vocabulary, vocabulary_of_lang_dir
@@ -137,6 +138,18 @@ def test_optimizer_study_tiny_compares_on_dev_clean(prepared_tiny):
     assert re.fullmatch(r"\| ScaledAdam, peak lr 0\.045 \| \d+\.\d\d \| \d+\.\d\d \| \d+ \| "
                         r"[+-]\d+\.\d% \[[+-]\d+\.\d, [+-]\d+\.\d\] \|", rows[1]), rows[1]
     assert "--optimizer scaled-adam --base-lr 0.045" in report  # its commands are listed
+    # The study leaves run.sh's outputs as they were (the AdamW arm's train.log, its
+    # decodes): RESULTS.md written again after it is the same. (With the tiny profile's
+    # --avg 1 the study's dev decodes share run.sh's names; without_dev_only, for the
+    # default profile's --avg 2, is tested in test_distill_table.py.)
+    if not (prepared_tiny / "RESULTS.md").exists():
+        pytest.skip("the RESULTS.md check needs test_run_sh_tiny_profile_writes_results first")
+    before = (prepared_tiny / "RESULTS.md").read_text()
+    rewrite = subprocess.run(["bash", "run.sh", "--profile", "tiny", "--zipformer", "true",
+                              "--stage", "11"], cwd=prepared_tiny, env=env,
+                             capture_output=True, text=True, timeout=300)
+    assert rewrite.returncode == 0, rewrite.stdout[-3000:] + rewrite.stderr[-3000:]
+    assert (prepared_tiny / "RESULTS.md").read_text() == before
     assert (prepared_tiny / "optimizer-curves.png").stat().st_size > 1000
     # The option reached the trainer: the arm's checkpoints say which optimiser made them.
     for exp, name in (("optimizer/scaled-adam-lr0.045", "scaled-adam"),

@@ -60,6 +60,14 @@ def collect_wers(exp_dirs: List[Path]) -> Dict[DecodeKey, Dict[str, float]]:
     return table
 
 
+def without_dev_only(table: Dict[DecodeKey, Dict[str, float]],
+                     dev_set: str = "dev-clean") -> Dict[DecodeKey, Dict[str, float]]:
+    """``table`` less the decodes of ``dev_set`` alone: learning-curve points
+    (local/train_until_converged.py; optimizer_study.sh runs it in run.sh's Zipformer
+    teacher folder), which are not a model's rows. run.sh decodes the test sets beside dev."""
+    return {key: wers for key, wers in table.items() if set(wers) != {dev_set}}
+
+
 def read_latency(key: DecodeKey, test_set: str) -> Optional[dict]:
     path = key.res_dir / f"latency-{test_set}-{key.suffix}.json"
     return json.loads(path.read_text()) if path.is_file() else None

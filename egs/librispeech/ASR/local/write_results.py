@@ -42,6 +42,7 @@ from icefall_kd.reporting.results import (
     read_hyps,
     read_latency,
     token_rate_statistics,
+    without_dev_only,
 )
 from icefall_kd.utils import HelpFormatter
 
@@ -571,6 +572,7 @@ def main() -> None:
     exp_dirs = ({p.parents[1] for p in Path(".").glob("*/exp*/*/wer-summary-*.txt")}
                 | {p.parents[2] for p in Path(".").glob("*/exp*/streaming/*/wer-summary-*.txt")})
     all_wers = collect_wers(sorted(exp_dirs))
+    wers, all_wers = without_dev_only(wers), without_dev_only(all_wers)
     order = sorted(wers, key=lambda k: (k.exp_dir,) + row_order(k))
     shown = [d for d, _ in MODELS] + [METHOD, *CHUNK_CONV, ZIPFORMER_BASELINE, ZIPFORMER_METHOD]
     # Each model's last epoch decoded: an earlier one beside it (the Zipformer at the
