@@ -63,8 +63,8 @@ def collect_wers(exp_dirs: List[Path]) -> Dict[DecodeKey, Dict[str, float]]:
 def without_dev_only(table: Dict[DecodeKey, Dict[str, float]],
                      dev_set: str = "dev-clean") -> Dict[DecodeKey, Dict[str, float]]:
     """``table`` less the decodes of ``dev_set`` alone: learning-curve points
-    (local/train_until_converged.py; optimizer_study.sh runs it in run.sh's Zipformer
-    teacher folder), which are not a model's rows. run.sh decodes the test sets beside dev."""
+    (local/train_until_converged.py, run in a folder of run.sh's to draw its curve), which
+    are not a model's rows. run.sh decodes the test sets beside dev."""
     return {key: wers for key, wers in table.items() if set(wers) != {dev_set}}
 
 

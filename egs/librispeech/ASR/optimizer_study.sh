@@ -1,17 +1,15 @@
 #!/usr/bin/env bash
 # Does ScaledAdam (icefall_kd/training/scaled_adam.py) train the Zipformer better than AdamW
 # on this corpus? The Zipformer teacher (run.sh's --zipformer-preset and training options)
-# trained for run.sh's --zipformer-epochs with AdamW at run.sh's peak rate and with
-# ScaledAdam at each of --lrs, the same seed, data and schedule otherwise; every epoch
-# decoded on dev-clean (greedy, the epoch's averaged model), never on the test sets.
-# RESULTS-optimizer.md compares the last epochs (paired bootstrap over dev-clean utterances)
-# and plots the curves (optimizer-curves.png).
-#
-# The AdamW arm is run.sh's own Zipformer teacher, transducer_teacher/exp-zipformer: run.sh
-# --zipformer true trains it, and so does this script (the same command) where it is missing.
+# trained for run.sh's --zipformer-epochs with AdamW at the profile's peak rate (the
+# Conformer's) and with ScaledAdam at each of --lrs, the same seed, data and schedule
+# otherwise; every epoch decoded on dev-clean (greedy, the epoch's averaged model), never on
+# the test sets. RESULTS-optimizer.md compares the last epochs (paired bootstrap over
+# dev-clean utterances) and plots the curves (optimizer-curves.png). run.sh's
+# --zipformer-optimizer and --zipformer-base-lr defaults come from it.
 #
 # Usage:
-#   ./optimizer_study.sh                   # after ./prepare.sh (and run.sh --zipformer true)
+#   ./optimizer_study.sh                   # after ./prepare.sh
 #   ./optimizer_study.sh --profile tiny    # on the tiny corpus (a smoke test)
 #
 # Options (defaults in brackets):
@@ -21,8 +19,8 @@
 #   --stage N / --stop-stage N [1 / 2]
 #
 # Stages:
-#   1  train and decode the arms (optimizer/scaled-adam-lrX; the AdamW arm where missing),
-#      each arm's output in optimizer/ARM.log
+#   1  train and decode the arms (optimizer/adamw, optimizer/scaled-adam-lrX), each arm's
+#      output in optimizer/ARM.log
 #   2  RESULTS-optimizer.md (local/write_optimizer_results.py)
 set -eou pipefail
 
@@ -54,10 +52,9 @@ end_stage() { :; }  # lanes.sh's exit trap calls it
 mapfile -t zipformer_train < <(train_options "$zipformer_preset")
 [ ${#zipformer_train[@]} -gt 0 ] || exit 1
 dev_decode="./transducer_teacher/decode.py --lang-dir $lang_dir --max-duration 300 --num-workers 1 --on-the-fly-feats true"
-adamw_dir=transducer_teacher/exp-zipformer
+adamw_dir=optimizer/adamw
 arm_lane() {  # name, exp-dir, training options...: every epoch trained, then decoded on
-  # dev-clean; the output goes to optimizer/NAME.log, so that the AdamW arm leaves run.sh's
-  # train.log (whose times RESULTS.md reads) as it was
+  # dev-clean; the output goes to optimizer/NAME.log
   local name=$1 exp=$2; shift 2
   mkdir -p "$exp"
   train "optimizer/$name.log" ./local/train_until_converged.py --exp-dir "$exp" \
@@ -69,7 +66,7 @@ arm_lane() {  # name, exp-dir, training options...: every epoch trained, then de
 if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
   begin_stage 1 "train and decode the arms"
   : > "$commands"
-  in_lane adamw arm_lane adamw "$adamw_dir"
+  in_lane adamw arm_lane adamw "$adamw_dir" --optimizer adamw
   for lr in $lrs; do
     in_lane "scaled-adam-$lr" arm_lane "scaled-adam-lr$lr" "optimizer/scaled-adam-lr$lr" --optimizer scaled-adam --base-lr "$lr"
   done

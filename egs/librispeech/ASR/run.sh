@@ -48,6 +48,16 @@
 #                             AMX (benchmarks/results/training_zipformer_xeon_amx.md), so 3
 #                             epochs cost about 1.1-1.2x the Conformer's 6 (2: 0.7-0.8x);
 #                             RESULTS.md's Zipformer section gives a run's own ratio
+#   --zipformer-optimizer O   [scaled-adam] adamw or scaled-adam, for the Zipformer teacher
+#                             and baseline (their distillation stages and control fine-tune
+#                             with AdamW as the Conformer's do)
+#   --zipformer-base-lr LR    [0.045 for scaled-adam; the profile's AdamW rate for adamw]
+#                             optimizer and rate selected on dev-clean: RESULTS-optimizer.md
+#                             (optimizer_study.sh)
+#   --zipformer-avg N         [1] epochs averaged for decoding the Zipformer and for the
+#                             checkpoints its students start from; selected on dev-clean
+#                             (README, Zipformer: a 3-epoch Zipformer still improves fast, so
+#                             averaging in its second epoch costs it)
 #   --parallel-training B     [true] run trainings side by side, and decodes and exports two
 #                             at a time, one CPU thread each (on a 2-core CPU this beats one
 #                             after the other with two threads)
@@ -98,6 +108,9 @@ chunk_conv=false
 zipformer=false
 zipformer_preset=""
 zipformer_epochs=""
+zipformer_optimizer=scaled-adam
+zipformer_base_lr=""
+zipformer_avg=1
 parallel_training=true
 stage=0
 stop_stage=11
@@ -112,6 +125,11 @@ case "$zipformer" in
   true|false) ;;
   *) echo "run.sh: --zipformer takes true or false, got '$zipformer'" >&2; exit 1 ;;
 esac
+case "$zipformer_optimizer" in
+  adamw|scaled-adam) ;;
+  *) echo "run.sh: --zipformer-optimizer takes adamw or scaled-adam, got '$zipformer_optimizer'" >&2; exit 1 ;;
+esac
+[[ "$zipformer_avg" =~ ^[1-9][0-9]*$ ]] || { echo "run.sh: --zipformer-avg takes a positive whole number, got '$zipformer_avg'" >&2; exit 1; }
 . local/setup_env.sh
 
 . local/profile_settings.sh
@@ -277,7 +295,12 @@ chunk_conv_lane() { student_lane chunk-conv --conv-context chunk; }
 # Zipformer (issue 19): its own teacher and baseline (the same recipe, another encoder),
 # then the method with that teacher and student beside its control, as in stages 6-7.
 mapfile -t zipformer_train < <(train_options "$zipformer_preset")
-zipformer_avg=$(( zipformer_epochs < avg ? zipformer_epochs : avg ))
+zipformer_avg=$(( zipformer_epochs < zipformer_avg ? zipformer_epochs : zipformer_avg ))
+# The optimiser options come after the profile's (--base-lr 0.001 for AdamW): the last wins.
+zipformer_optimizer_args=(--optimizer "$zipformer_optimizer")
+if [ -n "$zipformer_base_lr" ]; then zipformer_optimizer_args+=(--base-lr "$zipformer_base_lr")
+elif [ "$zipformer_optimizer" = scaled-adam ]; then zipformer_optimizer_args+=(--base-lr 0.045)
+fi
 zipformer_from_baseline=(--init-from transducer_streaming/exp-zipformer
   --init-epoch "$zipformer_epochs" --init-avg "$zipformer_avg")
 # Online teacher targets: the exported ones (stage 6) are the Conformer teacher's.
@@ -287,7 +310,7 @@ zipformer_kd_args=("${zipformer_train[@]}" "${extra_kd[@]}"
 zipformer_from_scratch_lane() {  # teacher|streaming
   train transducer_$1/exp-zipformer/train.log ./transducer_$1/train.py \
     --exp-dir transducer_$1/exp-zipformer "${zipformer_train[@]}" \
-    --num-epochs "$zipformer_epochs" "${extra_train[@]}"
+    --num-epochs "$zipformer_epochs" "${extra_train[@]}" "${zipformer_optimizer_args[@]}"
 }
 zipformer_method_lane() {
   train kd_stage1_hidden/exp-zipformer/train.log ./kd_stage1_hidden/train.py \
