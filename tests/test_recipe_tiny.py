@@ -102,6 +102,8 @@ def test_run_sh_tiny_profile_writes_results(prepared_tiny):
     precision = header.index("precision")
     conformer = "bf16" if cpu_has_native_bf16() else "fp32"
     assert [r[precision] for r in rows] == [conformer, conformer, "fp32", "fp32"], rows
+    optimizer = header.index("optimiser")  # read from the checkpoints: run.sh's choices
+    assert [r[optimizer] for r in rows] == ["AdamW", "AdamW", "ScaledAdam", "ScaledAdam"], rows
     # At the Conformer's training time: which Zipformer epoch that is depends on this run's
     # speed, so each model has either its own row (decoded in stage 9) or the sentence
     # saying that its last epoch is the one. Latency is "-" for the full-context teacher and

@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 
 import sentencepiece as spm
+import torch
 
 from icefall_kd.reporting.distill_table import (
     CHUNK_CONV_BASELINE,
@@ -441,7 +442,8 @@ def chunk_conv_section(wers) -> list:
 
 def training_facts(exp_dir: str) -> dict:
     """Parameters (M, as the training log states them), epochs trained (its last epoch-N.pt),
-    the precision it trained in (as the log states it) and training minutes (its train.log,
+    the precision it trained in (as the log states it), the optimiser (its last epoch-N.pt;
+    checkpoints older than the choice were AdamW's) and training minutes (its train.log,
     pauses between resumed runs left out)."""
     log = Path(exp_dir) / "train.log"
     text = log.read_text(errors="replace") if log.is_file() else ""
@@ -450,7 +452,13 @@ def training_facts(exp_dir: str) -> dict:
               if (m := re.fullmatch(r"epoch-(\d+)\.pt", f.name))]
     span = log_span_seconds(log) if log.is_file() else None
     precisions = re.findall(r"training on \S+, precision (\w+)", text)
-    return {"params": f"{params[-1]} M" if params else "-",
+    optimizer = "-"
+    if epochs:
+        state = torch.load(Path(exp_dir) / f"epoch-{max(epochs)}.pt", map_location="cpu",
+                           weights_only=False)
+        optimizer = {"adamw": "AdamW", "scaled-adam": "ScaledAdam"}.get(
+            state.get("optimizer_name", "adamw"), state.get("optimizer_name"))
+    return {"params": f"{params[-1]} M" if params else "-", "optimizer": optimizer,
             "precision": precisions[-1] if precisions else "-",
             "epochs": str(max(epochs)) if epochs else "-",
             "minutes": f"{span / 60:.1f}" if span else "-"}
@@ -507,15 +515,19 @@ def zipformer_section(wers, args) -> list:
              "step costs more on this CPU; the wall-time ratio below says how close the two "
              "training budgets came. Precision: what `--precision auto` chose (bf16 for the "
              "Conformer on a CPU with native bf16; fp32 for the Zipformer, which bf16 makes "
-             "slower on a CPU: README, Zipformer). Training minutes are from each "
+             "slower on a CPU: README, Zipformer). Optimiser: run.sh's choice for each "
+             "encoder (`--zipformer-optimizer`; RESULTS-optimizer.md). Checkpoints are "
+             "decoded as run.sh's `--avg` (Conformer) and `--zipformer-avg` (Zipformer) say "
+             "(the commands below). Training minutes are from each "
              "train.log; trainings ran side by side, one CPU thread each, so they also depend "
              "on what ran beside them. Greedy and beam WER in %, "
              f"streaming models in simulated streaming with {chunk * 40} ms chunks and "
              f"{left * 40} ms of left context; RTF: chunk-wise greedy recognition from audio, one "
              "thread, mean over the two test sets (" + BESIDE_ANOTHER_JOB + ").", "",
-             "| model | parameters | epochs | precision | training minutes | greedy test-clean "
-             "| greedy test-other | beam test-clean | beam test-other | first token ms | symbol "
-             "delay ms | RTF |", "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| model | parameters | epochs | precision | optimiser | training minutes | "
+             "greedy test-clean | greedy test-other | beam test-clean | beam test-other | "
+             "first token ms | symbol delay ms | RTF |",
+             "|---|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     minutes = {}
     for name, exp_dir, streaming in encoders:
         cells = row_cells(Row(name, [exp_dir], streaming), wers, chunk, left)
@@ -523,7 +535,7 @@ def zipformer_section(wers, args) -> list:
         minutes[exp_dir] = facts["minutes"]
         rtf = chunkwise_rtf(wers, exp_dir, chunk, left) if streaming else "-"
         lines.append(f"| {name} | {facts['params']} | {facts['epochs']} | "
-                     f"{facts['precision']} | {facts['minutes']} | "
+                     f"{facts['precision']} | {facts['optimizer']} | {facts['minutes']} | "
                      + " | ".join(cells[f"{tag} {t}"].text() for tag in ("greedy", "beam")
                                   for t in ("test-clean", "test-other"))
                      + f" | {cells['first token ms'].text(0)} | "
