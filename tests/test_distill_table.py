@@ -119,3 +119,20 @@ def test_dev_only_decodes_are_not_rows(tmp_path):
         {"dev-clean": 40.0, "test-clean": 40.0, "test-other": 40.0}]
     key = find_key(list(kept), str(tmp_path / "exp-zipformer"), "greedy_search", None, None)
     assert key.result.avg == 2
+
+
+def test_same_epoch_decodes_with_different_averaging_are_refused():
+    """Two test-set decodes of one epoch that differ only in --avg: the row would be either
+    model, so write_results names the folder instead of choosing."""
+    import pytest
+
+    from icefall_kd.reporting.distill_table import find_key
+    from icefall_kd.reporting.result_key import ResultKey
+    from icefall_kd.reporting.results import DecodeKey
+
+    def key(avg):
+        return DecodeKey("zip", "greedy_search", ResultKey(3, avg, 8, 32), chunkwise=False)
+
+    assert find_key([key(1)], "zip", "greedy_search", 8, 32) == key(1)  # control: one is fine
+    with pytest.raises(ValueError, match=r"zip/greedy_search: 2 test-set decodes of epoch 3"):
+        find_key([key(1), key(2)], "zip", "greedy_search", 8, 32)

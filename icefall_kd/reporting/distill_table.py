@@ -64,7 +64,18 @@ def find_key(keys: Sequence[DecodeKey], exp_dir: str, method: str,
              and key.result.max_sym_per_frame == 1
              and (key.result.chunk_size, key.result.left_context) == (chunk, left)
              and (epoch is None or key.result.epoch == epoch)]
-    return max(found, key=lambda key: key.result.epoch, default=None)
+    if not found:
+        return None
+    last = max(key.result.epoch for key in found)
+    candidates = [key for key in found if key.result.epoch == last]
+    if len(candidates) > 1:
+        # Same epoch, different --avg (or averaged-model) settings: which one the recipe
+        # meant is not in the files, and picking one would silently mix models.
+        raise ValueError(
+            f"{exp_dir}/{method}: {len(candidates)} test-set decodes of epoch {last} differ "
+            f"only in checkpoint averaging ({', '.join(sorted(k.suffix for k in candidates))}); "
+            "move the ones the recipe did not make out of the folder and run this again")
+    return candidates[0]
 
 
 @dataclass
