@@ -149,11 +149,31 @@ def test_optimizer_study_tiny_compares_on_dev_clean(prepared_tiny):
                       ("optimizer/adamw", "adamw")):
         state = torch.load(prepared_tiny / exp / "epoch-2.pt", map_location="cpu", weights_only=False)
         assert state["optimizer_name"] == name, exp
+    # --encoder conformer: the Conformer teacher in folders and a report of its own.
+    bad = subprocess.run(["bash", "optimizer_study.sh", "--profile", "tiny", "--encoder", "lstm"],
+                         cwd=prepared_tiny, env=env, capture_output=True, text=True, timeout=60)
+    assert bad.returncode != 0 and "--encoder takes zipformer or conformer, got 'lstm'" in bad.stderr
+    conformer = subprocess.run(["bash", "optimizer_study.sh", "--profile", "tiny", "--encoder",
+                                "conformer", "--lrs", "0.045"], cwd=prepared_tiny, env=env,
+                               capture_output=True, text=True, timeout=600)
+    assert conformer.returncode == 0, conformer.stdout[-3000:] + conformer.stderr[-3000:]
+    assert (prepared_tiny / "RESULTS-optimizer.md").read_text() == report  # untouched
+    conformer_report = (prepared_tiny / "RESULTS-optimizer-conformer.md").read_text()
+    assert conformer_report.startswith("# Conformer teacher: AdamW or ScaledAdam")
+    assert "--exp-dir optimizer/conformer-scaled-adam-lr0.045 --model-preset tiny" in conformer_report
+    assert (prepared_tiny / "optimizer-conformer-curves.png").stat().st_size > 1000
+    for exp, name in (("optimizer/conformer-scaled-adam-lr0.045", "scaled-adam"),
+                      ("optimizer/conformer-adamw", "adamw")):
+        state = torch.load(prepared_tiny / exp / "epoch-2.pt", map_location="cpu", weights_only=False)
+        assert state["optimizer_name"] == name, exp
+        assert state["model_config"]["encoder_kind"] == "conformer", exp
     # The study leaves run.sh's outputs as they were: RESULTS.md written again after it is
     # the same.
-    if not (prepared_tiny / "RESULTS.md").exists():
+    # (The folder starts with the repository's RESULTS.md, the default profile's.)
+    results = prepared_tiny / "RESULTS.md"
+    if not results.exists() or "profile=tiny" not in results.read_text():
         pytest.skip("the RESULTS.md check needs test_run_sh_tiny_profile_writes_results first")
-    before = (prepared_tiny / "RESULTS.md").read_text()
+    before = results.read_text()
     rewrite = subprocess.run(["bash", "run.sh", "--profile", "tiny", "--zipformer", "true",
                               "--stage", "11"], cwd=prepared_tiny, env=env,
                              capture_output=True, text=True, timeout=300)

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Write RESULTS-optimizer.md: the arms of optimizer_study.sh compared on dev-clean
 (icefall_kd/reporting/optimizer_comparison.py), with the commands that trained and decoded
-them and optimizer-curves.png beside it.
+them and its plot beside it (optimizer-curves.png for RESULTS-optimizer.md).
 
 Usage: ./local/write_optimizer_results.py --epochs 3 --commands optimizer/commands.txt \\
            --arm "AdamW, peak lr 0.001=transducer_teacher/exp-zipformer" \\
@@ -37,7 +37,9 @@ def main() -> None:
         parser.error("give at least two --arm")
     if not args.commands.is_file():
         parser.error(f"--commands {args.commands}: no such file (optimizer_study.sh writes it)")
-    plot = args.output.with_name("optimizer-curves.png")
+    # RESULTS-optimizer.md -> optimizer-curves.png, RESULTS-optimizer-conformer.md ->
+    # optimizer-conformer-curves.png
+    plot = args.output.with_name(args.output.stem.removeprefix("RESULTS-") + "-curves.png")
     lines = [f"# {args.title}", "", *([args.intro, ""] if args.intro else []),
              *comparison_lines(args.arm, args.epochs, plot=plot), "",
              "Commands (from egs/librispeech/ASR):", "", "```bash",
