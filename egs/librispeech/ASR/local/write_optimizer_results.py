@@ -4,7 +4,7 @@
 them and its plot beside it (optimizer-curves.png for RESULTS-optimizer.md).
 
 Usage: ./local/write_optimizer_results.py --epochs 3 --commands optimizer/commands.txt \\
-           --arm "AdamW, peak lr 0.001=transducer_teacher/exp-zipformer" \\
+           --arm "AdamW, peak lr 0.001=optimizer/adamw" \\
            --arm "ScaledAdam, peak lr 0.045=optimizer/scaled-adam-lr0.045"
 """
 

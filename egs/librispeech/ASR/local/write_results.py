@@ -13,8 +13,8 @@ import re
 from pathlib import Path
 
 import sentencepiece as spm
-import torch
 
+from icefall_kd.training.checkpoint import epoch_checkpoints, load_checkpoint
 from icefall_kd.reporting.distill_table import (
     CHUNK_CONV_BASELINE,
     CHUNK_CONV_METHOD,
@@ -454,8 +454,7 @@ def training_facts(exp_dir: str) -> dict:
     precisions = re.findall(r"training on \S+, precision (\w+)", text)
     optimizer = "-"
     if epochs:
-        state = torch.load(Path(exp_dir) / f"epoch-{max(epochs)}.pt", map_location="cpu",
-                           weights_only=False)
+        state = load_checkpoint(epoch_checkpoints(Path(exp_dir))[0])  # the newest epoch
         optimizer = {"adamw": "AdamW", "scaled-adam": "ScaledAdam"}.get(
             state.get("optimizer_name", "adamw"), state.get("optimizer_name"))
     return {"params": f"{params[-1]} M" if params else "-", "optimizer": optimizer,
