@@ -4,8 +4,10 @@ continued baseline, the students' decoding, RESULTS.md with the distillation tab
 
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import onnx
@@ -179,3 +181,50 @@ def test_optimizer_study_tiny_compares_on_dev_clean(prepared_tiny):
                              capture_output=True, text=True, timeout=300)
     assert rewrite.returncode == 0, rewrite.stdout[-3000:] + rewrite.stderr[-3000:]
     assert (prepared_tiny / "RESULTS.md").read_text() == before
+
+
+def test_study_tiny_resumes_after_a_kill_and_reports_its_wall_time(prepared_tiny):
+    """study.sh --profile tiny: killed from outside during stage 1, then run again to the
+    end; RESULTS.md's study section has both designs, the run-time table counts both runs,
+    and the optimiser options reached the trainings they are meant for."""
+    env = dict(os.environ, ICEFALL_KD_SKIP_INSTALL="1",
+               PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    study = ["bash", "study.sh", "--profile", "tiny", "--seeds", "2", "--max-epochs", "2",
+             "--kd-max-epochs", "1", "--stage", "1"]
+    bad = subprocess.run(study + ["--optimizer", "sgd"], cwd=prepared_tiny, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode != 0 and "--optimizer takes adamw or scaled-adam, got 'sgd'" in bad.stderr
+    assert not list((prepared_tiny / "study" / "run-time").glob("*.tsv"))  # checked first
+    killed = subprocess.Popen(study, cwd=prepared_tiny, env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 120
+    while not list((prepared_tiny / "study" / "teacher").glob("checkpoint-*.pt")):
+        assert killed.poll() is None and time.time() < deadline, "stage 1 saved no checkpoint"
+        time.sleep(1)
+    os.killpg(killed.pid, signal.SIGKILL)
+    killed.wait()
+    result = subprocess.run(study, cwd=prepared_tiny, env=env, capture_output=True, text=True,
+                            timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    section = (prepared_tiny / "RESULTS.md").read_text().split("## The distillation study")[1]
+    section = section.split("\n## ")[0]
+    for title in ("**Fine-tuning design, run.sh's teacher preset.**",
+                  "**Fine-tuning design, the stronger teacher.**", "**From-scratch design.**",
+                  "What the intervals support:", "![learning curves](learning-curves.png)"):
+        assert title in section, title
+    assert (prepared_tiny / "learning-curves.png").stat().st_size > 1000
+    runs = re.findall(r"^\| (\d) \| 1-6 \| [\d-]+ [\d:]+ \| \w+ \| (\d+\.\d) \| ([^|]+) \|$",
+                      section, re.M)
+    assert [(n, ended.strip()) for n, _, ended in runs] == [
+        ("1", "stopped from outside"), ("2", "this run, writing RESULTS.md")], section
+    total = re.search(r"Wall time of the study: (\d+\.\d) hours in 2 runs", section)
+    assert total, section
+    # Teachers and baselines from random weights use --optimizer (scaled-adam by default);
+    # the distillation stages and the control fine-tune with the profile's AdamW.
+    for exp, name in (("teacher", "scaled-adam"), ("teacher-strong", "scaled-adam"),
+                      ("baseline-seed2", "scaled-adam"), ("scratch1-seed1", "scaled-adam"),
+                      ("ft1-teacher-seed1", "adamw"), ("control-seed1", "adamw"),
+                      ("scratch2-seed1", "adamw")):
+        state = torch.load(prepared_tiny / "study" / exp / "epoch-1.pt", map_location="cpu",
+                           weights_only=False)
+        assert state["optimizer_name"] == name, exp

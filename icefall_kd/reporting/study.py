@@ -9,6 +9,7 @@ converged (``convergence.json``), or the last epoch of one with a fixed budget
 
 from __future__ import annotations
 
+import datetime
 import json
 import statistics
 from dataclasses import dataclass
@@ -112,6 +113,65 @@ def _verdict(name: str, against: str, iv: Dict[str, Optional[pb.Interval]]) -> s
     if first is not None and first.excludes_zero:
         verdict += f"; first token {'earlier' if first.high < 0 else 'later'} (interval excludes zero)"
     return f"- {name} against {against}: {verdict}."
+
+
+@dataclass(frozen=True)
+class StudyRun:
+    """One invocation of study.sh, from its ``study/run-time/*.tsv`` file."""
+    stages: str
+    started: int
+    last_seen: int
+    status: str  # finished, running (stopped from outside when it is not), writing-results
+    cpus: str
+    commit: str
+
+    @property
+    def seconds(self) -> int:
+        return self.last_seen - self.started
+
+
+# How the table reads a run's last status.
+ENDED = {"finished": "finished", "running": "stopped from outside",
+         "writing-results": "this run, writing RESULTS.md"}
+
+
+def study_runs(study_dir: Path) -> List[StudyRun]:
+    """study.sh's invocations in the order they started. A run killed before it ended (a
+    session ending) counts up to its last once-a-minute record."""
+    runs = []
+    for path in sorted((Path(study_dir) / "run-time").glob("*.tsv")):
+        rows = path.read_text().splitlines()
+        if len(rows) != 2:
+            raise ValueError(f"{path}: expected a header and one row, got {len(rows)} lines; "
+                             "delete the file if it is not study.sh's")
+        row = dict(zip(rows[0].split("\t"), rows[1].split("\t")))
+        try:
+            runs.append(StudyRun(row["stages"], int(row["started"]), int(row["last_seen"]),
+                                 row["status"], row.get("cpus", "?"),
+                                 row.get("commit", "?")))
+        except (KeyError, ValueError) as error:
+            raise ValueError(f"{path}: not a study.sh run-time record ({error}); delete it "
+                             "if it is not study.sh's") from error
+    return sorted(runs, key=lambda r: r.started)
+
+
+def run_time_lines(runs: Sequence[StudyRun]) -> List[str]:
+    """Markdown: the study's wall time, in total and run by run."""
+    if not runs:
+        return []
+    total = sum(r.seconds for r in runs)
+    cpus = sorted({r.cpus for r in runs})
+    lines = [f"Wall time of the study: {total / 3600:.1f} hours in {len(runs)} run"
+             f"{'s' if len(runs) > 1 else ''} of study.sh on {' or '.join(cpus)} CPUs "
+             "(`study/run-time/`; a run stopped from outside counts up to its last "
+             "once-a-minute record, and resumed where it stopped):", "",
+             "| run | stages | started (UTC) | commit | minutes | ended |",
+             "|---:|---|---|---|---:|---|"]
+    for i, r in enumerate(runs, 1):
+        started = datetime.datetime.fromtimestamp(r.started, datetime.timezone.utc)
+        lines.append(f"| {i} | {r.stages} | {started:%Y-%m-%d %H:%M} | {r.commit} | "
+                     f"{r.seconds / 60:.1f} | {ENDED.get(r.status, r.status)} |")
+    return lines
 
 
 def study_section(study_dir: Path, chunk: int, left: int) -> List[str]:
@@ -231,6 +291,9 @@ def study_section(study_dir: Path, chunk: int, left: int) -> List[str]:
     if plot_learning_curves(curves, Path("learning-curves.png"), "dev-clean"):
         lines += ["", "Learning curves (first seed; students continue from the updates of the "
                   "model they started from):", "", "![learning curves](learning-curves.png)"]
+    run_time = run_time_lines(study_runs(study_dir))
+    if run_time:
+        lines += [""] + run_time
     commands = []
     for path in sorted((study_dir / "commands").glob("*.txt")):
         stage_commands = [c for c in path.read_text().splitlines() if c.strip()]

@@ -296,11 +296,9 @@ chunk_conv_lane() { student_lane chunk-conv --conv-context chunk; }
 # then the method with that teacher and student beside its control, as in stages 6-7.
 mapfile -t zipformer_train < <(train_options "$zipformer_preset")
 zipformer_avg=$(( zipformer_epochs < zipformer_avg ? zipformer_epochs : zipformer_avg ))
-# The optimiser options come after the profile's (--base-lr 0.001 for AdamW): the last wins.
-zipformer_optimizer_args=(--optimizer "$zipformer_optimizer")
-if [ -n "$zipformer_base_lr" ]; then zipformer_optimizer_args+=(--base-lr "$zipformer_base_lr")
-elif [ "$zipformer_optimizer" = scaled-adam ]; then zipformer_optimizer_args+=(--base-lr 0.045)
-fi
+mapfile -t zipformer_optimizer_args < <(optimizer_options "run.sh: --zipformer-optimizer" \
+  "$zipformer_optimizer" "$zipformer_base_lr")
+[ ${#zipformer_optimizer_args[@]} -gt 0 ] || exit 1
 zipformer_from_baseline=(--init-from transducer_streaming/exp-zipformer
   --init-epoch "$zipformer_epochs" --init-avg "$zipformer_avg")
 # Online teacher targets: the exported ones (stage 6) are the Conformer teacher's.

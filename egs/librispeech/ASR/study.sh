@@ -18,6 +18,11 @@
 #   --max-epochs N             [30; 3 for tiny] budget of the teachers and the baselines
 #   --kd-max-epochs N          [8; 2 for tiny] budget of each distillation stage
 #   --strong-teacher-preset P  [default; tiny for tiny] the stronger teacher's model preset
+#   --optimizer O              [scaled-adam] adamw or scaled-adam, for every training from
+#                              random weights (teachers, baselines, from-scratch stage 1);
+#                              chosen on dev-clean (RESULTS-optimizer-conformer.md)
+#   --base-lr LR               [the trainer's 0.045 for scaled-adam; the profile's 0.001 for
+#                              adamw] its peak rate
 #   --parallel-training B      [true] trainings side by side, test decodes two at a time, one
 #                              CPU thread each
 #   --stage N / --stop-stage N [0 / 6]
@@ -45,6 +50,8 @@ seeds=3
 max_epochs=""
 kd_max_epochs=""
 strong_teacher_preset=""
+optimizer=scaled-adam
+base_lr=""
 parallel_training=true
 stage=0
 stop_stage=6
@@ -69,6 +76,9 @@ for n in "$seeds" "$max_epochs" "$kd_max_epochs"; do
 done
 [ "$max_epochs" -ge 2 ] || { echo "study.sh: --max-epochs must be at least 2 (stage 1 and 2 of the from-scratch design)" >&2; exit 1; }
 
+mapfile -t optimizer_args < <(optimizer_options "study.sh: --optimizer" "$optimizer" "$base_lr")
+[ ${#optimizer_args[@]} -gt 0 ] || exit 1
+
 commands_dir=study/commands
 mkdir -p "$commands_dir"
 commands=/dev/null
@@ -79,9 +89,32 @@ begin_stage() {  # N name
 }
 record() { printf '%q ' "$@" | sed 's/ $//' >> "$commands"; echo >> "$commands"; }
 run_logged() { record "$@"; "$@"; }
-end_stage() { :; }  # lanes.sh's exit trap calls it
+# The study's wall time (RESULTS.md sums it): one file per invocation, rewritten every
+# minute while it runs, so a run that is killed (a session ending) still leaves its time to
+# within a minute; "finished" once it ends normally.
+mkdir -p study/run-time
+run_started=$(date +%s)
+run_time_file=study/run-time/$run_started-$$.tsv
+run_commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+write_run_time() {  # status
+  printf 'stages\tstarted\tlast_seen\tstatus\tcpus\tcommit\n%s-%s\t%s\t%s\t%s\t%s\t%s\n' \
+    "$stage" "$stop_stage" "$run_started" "$(date +%s)" "$1" "$(nproc)" "$run_commit" \
+    > "$run_time_file.new" && mv "$run_time_file.new" "$run_time_file"  # never half written
+}
+write_run_time running
+( while kill -0 $$ 2>/dev/null; do sleep 60; kill -0 $$ 2>/dev/null &&
+  write_run_time "$(tail -n 1 "$run_time_file" | cut -f 4)"; done ) \
+  > /dev/null 2>&1 < /dev/null &
+run_time_ticker=$!
+end_stage() {  # lanes.sh's exit trap calls it when the script ends without an error
+  kill "$run_time_ticker" 2>/dev/null || true
+  write_run_time finished
+}
 . local/lanes.sh
 
+# Trainings from random weights: the profile's options, then the optimiser's (the last
+# --base-lr wins). Fine-tuning stages keep the profile's (extra_kd: AdamW at a lower rate).
+from_scratch_train=("${extra_train[@]}" "${optimizer_args[@]}")
 mapfile -t common_train < <(train_options "$model_preset")
 mapfile -t strong_train < <(train_options "$strong_teacher_preset")
 [ ${#common_train[@]} -gt 0 ] && [ ${#strong_train[@]} -gt 0 ] || exit 1
@@ -121,9 +154,9 @@ fi
 if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
   begin_stage 1 "teachers until converged"
   in_lane teacher until_converged study/teacher "$max_epochs" 2 "$full_decode" \
-    ./transducer_teacher/train.py --exp-dir study/teacher "${common_train[@]}" "${extra_train[@]}"
+    ./transducer_teacher/train.py --exp-dir study/teacher "${common_train[@]}" "${from_scratch_train[@]}"
   in_lane teacher-strong until_converged study/teacher-strong "$max_epochs" 2 "$full_decode" \
-    ./transducer_teacher/train.py --exp-dir study/teacher-strong "${strong_train[@]}" "${extra_train[@]}"
+    ./transducer_teacher/train.py --exp-dir study/teacher-strong "${strong_train[@]}" "${from_scratch_train[@]}"
   # The baselines do not need the teachers: stage 2 trains beside them (the stronger teacher
   # takes several times the small one's time, which would leave a core idle for hours).
   [ $stop_stage -ge 2 ] || wait_lanes
@@ -131,7 +164,7 @@ fi
 
 baseline_lane() {  # until|to, seed [, epochs]: until converged, or to a fixed budget
   local command=(./transducer_streaming/train.py --exp-dir "study/baseline-seed$2"
-    "${common_train[@]}" "${extra_train[@]}" --seed "$2")
+    "${common_train[@]}" "${from_scratch_train[@]}" --seed "$2")
   if [ "$1" = until ]; then
     until_converged "study/baseline-seed$2" "$max_epochs" 2 "$streaming_decode" "${command[@]}"
   else
@@ -197,7 +230,7 @@ from_scratch_lane() {  # seed
   mapfile -t teacher < <(teacher_args teacher)
   until_converged "study/scratch1-seed$s" $(( baseline_epochs - 1 )) 1 "$streaming_decode" \
     ./kd_stage1_hidden/train.py --exp-dir "study/scratch1-seed$s" "${common_train[@]}" \
-    "${extra_train[@]}" "${teacher[@]}" --seed "$s" --init-from scratch
+    "${from_scratch_train[@]}" "${teacher[@]}" --seed "$s" --init-from scratch
   f1=$(summary_field "study/scratch1-seed$s" best_epoch)
   trained_to "study/scratch2-seed$s" $(( baseline_epochs - f1 )) "$streaming_decode" \
     ./kd_stage2_output/train.py --exp-dir "study/scratch2-seed$s" "${kd_options[@]}" \
@@ -254,6 +287,7 @@ fi
 
 if [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then
   begin_stage 6 "RESULTS.md"
+  write_run_time writing-results  # what RESULTS.md says of the run that writes it
   ./local/write_results.py --commands-dir exp-commands --lang-dir "$lang_dir" \
     --decode-chunk "$decode_chunk" --decode-left-context "$decode_left_context" --output RESULTS.md
   sed -n '/^## The distillation study/,/^## /p' RESULTS.md

@@ -37,3 +37,18 @@ train_options() {  # preset: the options every training of that model shares, on
   [ -n "$train_parts" ] && options+=(--train-parts "$train_parts")
   printf '%s\n' "${options[@]}"
 }
+optimizer_options() {  # option name, optimizer (adamw|scaled-adam), peak rate or "": the
+  # training options that choose it, one per line (for mapfile). They come after the
+  # profile's (--base-lr 0.001, AdamW's rate) and the last --base-lr wins; ScaledAdam's rate
+  # defaults to the trainer's (icefall_kd/training/trainer.py DEFAULT_BASE_LR).
+  local lr=$3
+  case "$2" in
+    adamw|scaled-adam) ;;
+    *) echo "$1 takes adamw or scaled-adam, got '$2'" >&2; return 1 ;;
+  esac
+  if [ -z "$lr" ] && [ "$2" = scaled-adam ]; then
+    lr=$(python -c 'from icefall_kd.training.trainer import DEFAULT_BASE_LR as r; print(r["scaled-adam"])') || return 1
+  fi
+  printf '%s\n' --optimizer "$2"
+  [ -z "$lr" ] || printf '%s\n' --base-lr "$lr"
+}
