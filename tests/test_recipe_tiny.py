@@ -190,7 +190,8 @@ def test_study_tiny_resumes_after_a_kill_and_reports_its_wall_time(prepared_tiny
     env = dict(os.environ, ICEFALL_KD_SKIP_INSTALL="1",
                PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
     study = ["bash", "study.sh", "--profile", "tiny", "--seeds", "2", "--max-epochs", "2",
-             "--kd-max-epochs", "1", "--stage", "1"]
+             "--kd-max-epochs", "1", "--hidden-kd-scales", "0.3 1.0", "--output-kd-scales",
+             "0.1", "--entropy-floors", "0.5 1.0", "--stage", "1"]
     bad = subprocess.run(study + ["--optimizer", "sgd"], cwd=prepared_tiny, env=env,
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode != 0 and "--optimizer takes adamw or scaled-adam, got 'sgd'" in bad.stderr
@@ -213,12 +214,39 @@ def test_study_tiny_resumes_after_a_kill_and_reports_its_wall_time(prepared_tiny
                   "What the intervals support:", "![learning curves](learning-curves.png)"):
         assert title in section, title
     assert (prepared_tiny / "learning-curves.png").stat().st_size > 1000
-    runs = re.findall(r"^\| (\d) \| 1-6 \| [\d-]+ [\d:]+ \| \w+ \| (\d+\.\d) \| ([^|]+) \|$",
+    # Stage 3's search on dev-clean: two stage-1 weights, one stage-2 weight at the method's
+    # floor (0.5), then the other floor; the chosen values reached the method's trainings.
+    candidates = re.findall(r"^\| stage ([12]) \| ([^|]+) \| 1 \| 1 \| \d+\.\d\d \|$", section, re.M)
+    assert [(n, c.strip()) for n, c in candidates] == [
+        ("1", "MSE weight 0.3"), ("1", "MSE weight 1.0"),
+        ("2", "KL weight 0.1, entropy floor 0.5"), ("2", "KL weight 0.1, entropy floor 1.0")], section
+    chosen = dict(line.split("\t") for line in
+                  (prepared_tiny / "study" / "selected-kd.tsv").read_text().splitlines())
+    assert chosen["hidden_kd_scale"] in ("0.3", "1.0") and chosen["output_kd_scale"] == "0.1"
+    assert (f"Chosen: MSE weight {chosen['hidden_kd_scale']}, KL weight 0.1, entropy floor "
+            f"{chosen['kd_entropy_floor']}") in section
+    for exp, option, value in (("ft1-strong-seed2", "hidden_kd_scale", chosen["hidden_kd_scale"]),
+                               ("scratch2-seed1", "kd_entropy_floor", chosen["kd_entropy_floor"])):
+        state = torch.load(prepared_tiny / "study" / exp / "epoch-1.pt", map_location="cpu",
+                           weights_only=False)
+        assert float(state["args"][option]) == float(value), (exp, state["args"].get(option))
+    for folder in ("teacher", "teacher-strong", "baseline-seed2", "ft2-strong-seed2",
+                   "scratch1-seed1"):  # how each training stopped
+        assert re.search(rf"^\| {folder} \| \d+ \| \d+ \| \d+\.\d\d \| (rule|budget \(--max-epochs\)) "
+                         r"\| ([+-]\d+\.\d%|-) \|$", section, re.M), folder
+    runs = re.findall(r"^\| (\d) \| 1-7 \| [\d-]+ [\d:]+ \| \w+ \| (\d+\.\d) \| ([^|]+) \|$",
                       section, re.M)
     assert [(n, ended.strip()) for n, _, ended in runs] == [
         ("1", "stopped from outside"), ("2", "this run, writing RESULTS.md")], section
     total = re.search(r"Wall time of the study: (\d+\.\d) hours in 2 runs", section)
     assert total, section
+    assert ("the teachers and baselines, ScaledAdam at 0.045; the distillation stages, AdamW "
+            "at 0.003; the control, AdamW at 0.003; from-scratch stage 1, ScaledAdam at 0.045."
+            in section), section
+    # The stronger teacher (small) is wider than the tiny student: stage 1 maps the student's
+    # output to the teacher's through a projection.
+    assert "hidden KD: projections 64 -> 96" in (
+        prepared_tiny / "study" / "ft1-strong-seed1" / "train.log").read_text()
     # Teachers and baselines from random weights use --optimizer (scaled-adam by default);
     # the distillation stages and the control fine-tune with the profile's AdamW.
     for exp, name in (("teacher", "scaled-adam"), ("teacher-strong", "scaled-adam"),

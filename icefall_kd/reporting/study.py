@@ -19,6 +19,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from icefall_kd.reporting import paired_bootstrap as pb
 from icefall_kd.reporting.learning_curve import plot_learning_curves, read_curve
 from icefall_kd.reporting.result_key import ResultKey
+from icefall_kd.training.checkpoint import load_checkpoint
+from icefall_kd.training.trainer import DEFAULT_BASE_LR
 
 TEST_SETS = ("test-clean", "test-other")
 TEACHERS = (("teacher", "run.sh's teacher preset"), ("strong", "the stronger teacher"))
@@ -115,6 +117,77 @@ def _verdict(name: str, against: str, iv: Dict[str, Optional[pb.Interval]]) -> s
     return f"- {name} against {against}: {verdict}."
 
 
+OPTIMIZER_NAMES = {"adamw": "AdamW", "scaled-adam": "ScaledAdam"}
+
+
+def optimizer_text(exp_dir: Path) -> Optional[str]:
+    """"ScaledAdam at 0.045": the optimiser and peak rate that trained the study's final
+    checkpoint of ``exp_dir`` (as its checkpoint records them); None before there is one."""
+    epoch = final_epoch(exp_dir)
+    path = Path(exp_dir) / f"epoch-{epoch}.pt"
+    if epoch is None or not path.is_file():
+        return None
+    state = load_checkpoint(path)
+    name = state.get("optimizer_name", "adamw")  # checkpoints older than the choice: AdamW
+    lr = str((state.get("args") or {}).get("base_lr"))  # the args are kept as text
+    if lr in ("None", ""):  # no --base-lr: the trainer's default for that optimiser
+        lr = str(DEFAULT_BASE_LR.get(name, "?"))
+    return f"{OPTIMIZER_NAMES.get(name, name)} at {lr}"
+
+
+def convergence_lines(study_dir: Path, seeds: Sequence[int]) -> List[str]:
+    """Markdown: how each training that ran until converged stopped (the stopping rule or
+    its budget) and the relative dev-clean gain of its last epoch, the curve's slope there."""
+    folders = ["teacher", "teacher-strong"] + [f"baseline-seed{s}" for s in seeds]
+    folders += [f"{stage}-{t}-seed{s}" for t, _ in TEACHERS for s in seeds
+                for stage in ("ft1", "ft2")]
+    folders += [f"scratch1-seed{s}" for s in seeds]
+    rows = []
+    for folder in folders:
+        done = summary(study_dir / folder)
+        if done is None:
+            continue
+        best = done["wers"][str(done["best_epoch"])]
+        gain = done["last_relative_gain"]  # None after a single epoch
+        rows.append(f"| {folder} | {done['epochs']} | {done['best_epoch']} | {best:.2f} | "
+                    f"{done['stopped_by']} | {'-' if gain is None else f'{100 * gain:+.1f}%'} |")
+    if not rows:
+        return []
+    return ["Trainings run until converged (`convergence.json` of each folder; baselines "
+            "before they were trained on to the common epochs): the rule stops once an epoch "
+            "improves the best dev-clean WER by less than 2% relative.", "",
+            "| training | epochs | best dev epoch | best dev-clean WER | stopped by | last "
+            "epoch's relative dev gain |", "|---|---:|---:|---:|---|---:|"] + rows
+
+
+def selection_lines(study_dir: Path) -> List[str]:
+    """Markdown: stage 3's candidates (``study/select/``), their dev-clean WER, and the
+    settings it chose (``study/selected-kd.tsv``)."""
+    chosen_file = Path(study_dir) / "selected-kd.tsv"
+    rows = []
+    for exp in sorted((Path(study_dir) / "select").glob("ft[12]-*")):
+        done = summary(exp, "budget.json")
+        if done is None:
+            continue
+        wers = {int(e): w for e, w in done["wers"].items()}
+        best = min(wers, key=lambda e: (wers[e], e))
+        stage = "stage 1" if exp.name.startswith("ft1-") else "stage 2"
+        setting = exp.name[4:].replace("hidden", "MSE weight ").replace(
+            "output", "KL weight ").replace("-floor", ", entropy floor ")
+        rows.append(f"| {stage} | {setting} | {len(wers)} | {best} | {wers[best]:.2f} |")
+    if not rows or not chosen_file.is_file():
+        return []
+    chosen = dict(line.split("\t") for line in chosen_file.read_text().splitlines() if line)
+    return ["Distillation settings (stage 3 of study.sh): chosen on dev-clean with seed 1 and "
+            "run.sh's teacher, each candidate fine-tuned from the first seed's baseline; "
+            "stage-2 candidates start from the best stage-1 candidate. Chosen: MSE weight "
+            f"{chosen['hidden_kd_scale']}, KL weight {chosen['output_kd_scale']}, entropy "
+            f"floor {chosen['kd_entropy_floor']} (`study/selected-kd.tsv`), used by every "
+            "teacher, seed and design below.", "",
+            "| candidate of | setting | epochs | best dev epoch | best dev-clean WER |",
+            "|---|---|---:|---:|---:|"] + rows
+
+
 @dataclass(frozen=True)
 class StudyRun:
     """One invocation of study.sh, from its ``study/run-time/*.tsv`` file."""
@@ -190,8 +263,9 @@ def study_section(study_dir: Path, chunk: int, left: int) -> List[str]:
     if baselines[0].wer("test-clean") is None:
         return []
     lines = ["", "## The distillation study (`study.sh`)", "",
-             "Every choice below was made on dev-clean by one rule, never on a test set: a "
-             "training runs one epoch at a time and stops once an epoch improves the best "
+             "Every choice below was made on dev-clean, never on a test set: the distillation "
+             "weights and entropy floor by a search (below), and every training's length by "
+             "one rule: it runs one epoch at a time and stops once an epoch improves the best "
              "dev-clean WER by less than 2% relative (or at its budget); the checkpoint kept "
              "is its best dev epoch. Baselines: every seed trained on to the slowest seed's "
              f"epochs ({base_epochs}), so all have the same updates. The test sets were decoded "
@@ -200,6 +274,15 @@ def study_section(study_dir: Path, chunk: int, left: int) -> List[str]:
              "the range. Intervals: paired bootstrap over test utterances and seeds, seed i "
              f"against baseline seed i, {pb.DEFAULT_RESAMPLES} replicates, 95% percentile "
              "intervals (`icefall_kd/reporting/paired_bootstrap.py`).", ""]
+    roles = (("the teachers and baselines", study_dir / "baseline-seed1"),
+             ("the distillation stages", study_dir / "ft1-teacher-seed1"),
+             ("the control", study_dir / "control-seed1"),
+             ("from-scratch stage 1", study_dir / "scratch1-seed1"))
+    trained = [(role, text) for role, exp in roles if (text := optimizer_text(exp))]
+    if trained:
+        lines += ["Optimisers, as the first seed's checkpoints record them (peak rates under "
+                  "the Eden schedule): " + "; ".join(f"{role}, {text}" for role, text in trained)
+                  + ".", ""]
     se = [(t, pb.wer_standard_error(e), len(e)) for t in TEST_SETS
           if (e := baselines[0].errors(t)) is not None]
     if se:
@@ -217,6 +300,8 @@ def study_section(study_dir: Path, chunk: int, left: int) -> List[str]:
         d = Decoded(exp, epoch, None, None)
         lines.append(f"| {description} | {epoch} | " + " | ".join(
             _mean_text([d.wer(t)]) for t in ("dev-clean",) + TEST_SETS) + " |")
+    for part in (selection_lines(study_dir), convergence_lines(study_dir, seed_list)):
+        lines += [""] + part if part else []
     verdicts: List[str] = []
     # The fine-tuning design, one table per teacher.
     for name, description in TEACHERS:
