@@ -3,7 +3,10 @@ runs two jobs at a time, records every command in queue order whatever order the
 runs a job's commands in sequence, and stops at a failed job; lanes record their commands in
 the order they were started, not the order they ended."""
 
+import os
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -101,3 +104,30 @@ def test_a_failed_lane_fails_the_wait(tmp_path):
     result = run_harness(tmp_path, "in_lane broken train b.log false\nwait_lanes\necho reached\n")
     assert result.returncode == 1 and "lane 'broken' failed" in result.stderr
     assert "reached" not in result.stdout
+
+
+@pytest.mark.parametrize("stopped", [True, False])
+def test_a_script_stopped_by_a_signal_does_not_record_its_stage_as_complete(tmp_path, stopped):
+    """end_stage (run.sh: a stage's wall time; study.sh: the run's "finished") runs when the
+    script ends normally, not when it is stopped from outside; the lanes are stopped too."""
+    body = HARNESS.replace("end_stage() { :; }", "end_stage() { echo complete > ended; }")
+    script = tmp_path / "harness.sh"
+    script.write_text(body.replace("{lanes}", str(LANES))
+                      + "in_lane slow sh -c 'echo $$ > lane.pid; exec sleep 30'\n"
+                      + ("wait_lanes\n" if stopped else "sleep 1; kill \"${lane_pids[@]}\"\n"))
+    process = subprocess.Popen(["bash", str(script), "true", str(tmp_path / "commands.txt")],
+                               cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 20
+    while not (tmp_path / "lane.pid").is_file():
+        assert time.time() < deadline, "the lane did not start"
+        time.sleep(0.1)
+    if stopped:
+        process.send_signal(signal.SIGTERM)
+    process.wait(timeout=30)
+    assert (tmp_path / "ended").is_file() == (not stopped)
+    if stopped:
+        assert process.returncode != 0
+        lane = int((tmp_path / "lane.pid").read_text())
+        time.sleep(0.5)
+        with pytest.raises(ProcessLookupError):  # the exit trap stopped the lane
+            os.kill(lane, 0)

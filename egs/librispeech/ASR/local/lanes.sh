@@ -21,6 +21,10 @@ stop_lanes() {
 }
 # A failed stage does not leave trainings running, nor a wall time that looks complete.
 trap 'status=$?; stop_lanes; [ $status = 0 ] && end_stage; exit $status' EXIT
+# A script stopped by a signal has not ended well: without these, the exit trap would see
+# status 0 and record the stage as complete.
+trap 'exit 143' TERM
+trap 'exit 130' INT
 in_lane() {  # name, command...: start a lane in the background
   local name=$1; shift
   if [ "$parallel_training" = true ]; then
