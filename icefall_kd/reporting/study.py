@@ -19,7 +19,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from icefall_kd.reporting import paired_bootstrap as pb
 from icefall_kd.reporting.learning_curve import plot_learning_curves, read_curve
 from icefall_kd.reporting.result_key import ResultKey
-from icefall_kd.training.checkpoint import load_checkpoint
+from icefall_kd.training.checkpoint import OPTIMIZER_LABELS, load_checkpoint, saved_optimizer
 from icefall_kd.training.trainer import DEFAULT_BASE_LR
 
 TEST_SETS = ("test-clean", "test-other")
@@ -117,9 +117,6 @@ def _verdict(name: str, against: str, iv: Dict[str, Optional[pb.Interval]]) -> s
     return f"- {name} against {against}: {verdict}."
 
 
-OPTIMIZER_NAMES = {"adamw": "AdamW", "scaled-adam": "ScaledAdam"}
-
-
 def optimizer_text(exp_dir: Path) -> Optional[str]:
     """"ScaledAdam at 0.045": the optimiser and peak rate that trained the study's final
     checkpoint of ``exp_dir`` (as its checkpoint records them); None before there is one."""
@@ -128,11 +125,11 @@ def optimizer_text(exp_dir: Path) -> Optional[str]:
     if epoch is None or not path.is_file():
         return None
     state = load_checkpoint(path)
-    name = state.get("optimizer_name", "adamw")  # checkpoints older than the choice: AdamW
+    name = saved_optimizer(state)
     lr = str((state.get("args") or {}).get("base_lr"))  # the args are kept as text
     if lr in ("None", ""):  # no --base-lr: the trainer's default for that optimiser
         lr = str(DEFAULT_BASE_LR.get(name, "?"))
-    return f"{OPTIMIZER_NAMES.get(name, name)} at {lr}"
+    return f"{OPTIMIZER_LABELS.get(name, name)} at {lr}"
 
 
 def convergence_lines(study_dir: Path, seeds: Sequence[int]) -> List[str]:
@@ -169,12 +166,11 @@ def selection_lines(study_dir: Path) -> List[str]:
         done = summary(exp, "budget.json")
         if done is None:
             continue
-        wers = {int(e): w for e, w in done["wers"].items()}
-        best = min(wers, key=lambda e: (wers[e], e))
+        wers, best = done["wers"], done["best_epoch"]
         stage = "stage 1" if exp.name.startswith("ft1-") else "stage 2"
         setting = exp.name[4:].replace("hidden", "MSE weight ").replace(
             "output", "KL weight ").replace("-floor", ", entropy floor ")
-        rows.append(f"| {stage} | {setting} | {len(wers)} | {best} | {wers[best]:.2f} |")
+        rows.append(f"| {stage} | {setting} | {len(wers)} | {best} | {wers[str(best)]:.2f} |")
     if not rows or not chosen_file.is_file():
         return []
     chosen = dict(line.split("\t") for line in chosen_file.read_text().splitlines() if line)

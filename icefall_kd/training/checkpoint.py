@@ -29,6 +29,15 @@ def save_checkpoint(path: Path, state: dict) -> None:
         torch.save(state, tmp)
 
 
+# How reports name the --optimizer choices.
+OPTIMIZER_LABELS = {"adamw": "AdamW", "scaled-adam": "ScaledAdam"}
+
+
+def saved_optimizer(state: dict) -> str:
+    """The --optimizer that wrote a checkpoint; checkpoints older than the choice were AdamW's."""
+    return state.get("optimizer_name", "adamw")
+
+
 class CheckpointError(RuntimeError):
     """A checkpoint that exists but cannot be read, or does not fit the request; the
     message names the file and what to do."""

@@ -34,6 +34,7 @@ from icefall_kd.training.checkpoint import (
     remove_partial_writes,
     remove_old_checkpoints,
     save_checkpoint,
+    saved_optimizer,
     update_averaged_model,
 )
 from icefall_kd.training.scaled_adam import ScaledAdam
@@ -343,12 +344,12 @@ class Trainer:
                                  "trained with, or pass another --exp-dir")
             except VocabularyMismatch as error:
                 raise SystemExit(f"error: {error}") from None
-        saved_optimizer = state.get("optimizer_name", "adamw")  # older checkpoints: AdamW
-        if saved_optimizer != self.config.optimizer:
+        saved = saved_optimizer(state)
+        if saved != self.config.optimizer:
             raise SystemExit(
-                f"{path} was trained with --optimizer {saved_optimizer}, this command asks for "
+                f"{path} was trained with --optimizer {saved}, this command asks for "
                 f"--optimizer {self.config.optimizer}: its optimizer state does not fit. "
-                f"Resume with --optimizer {saved_optimizer}, or pass another --exp-dir")
+                f"Resume with --optimizer {saved}, or pass another --exp-dir")
         return state
 
     # ----------------------------------------------------------------------- loop

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import sentencepiece as spm
 
-from icefall_kd.training.checkpoint import epoch_checkpoints, load_checkpoint
+from icefall_kd.training.checkpoint import (OPTIMIZER_LABELS, epoch_checkpoints, load_checkpoint,
+                                         saved_optimizer)
 from icefall_kd.reporting.distill_table import (
     CHUNK_CONV_BASELINE,
     CHUNK_CONV_METHOD,
@@ -455,8 +456,7 @@ def training_facts(exp_dir: str) -> dict:
     optimizer = "-"
     if epochs:
         state = load_checkpoint(epoch_checkpoints(Path(exp_dir))[0])  # the newest epoch
-        optimizer = {"adamw": "AdamW", "scaled-adam": "ScaledAdam"}.get(
-            state.get("optimizer_name", "adamw"), state.get("optimizer_name"))
+        optimizer = OPTIMIZER_LABELS.get(saved_optimizer(state), saved_optimizer(state))
     return {"params": f"{params[-1]} M" if params else "-", "optimizer": optimizer,
             "precision": precisions[-1] if precisions else "-",
             "epochs": str(max(epochs)) if epochs else "-",
