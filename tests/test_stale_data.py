@@ -1,6 +1,6 @@
 """A fixed input is never left behind: prepare.sh's stage stamps redo exactly the work whose
-inputs changed, the rerun equals a clean run byte for byte, and validation compares the cuts
-with the manifests they came from."""
+inputs changed, the rerun equals a clean run (manifests and vocabulary byte for byte, features
+to lilcom's precision), and validation compares the cuts with the manifests they came from."""
 
 import filecmp
 import gzip
@@ -8,6 +8,7 @@ import os
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from lhotse import CutSet, load_manifest
 
@@ -128,6 +129,43 @@ def _differing_files(a: Path, b: Path):
                           and filecmp.cmp(a / n, b / n, shallow=False)))
 
 
+LILCOM_TICK = 2.0**-5  # LilcomChunkyWriter's default precision (tick_power=-5)
+
+
+def _differing_cuts(a: Path, b: Path):
+    """Cut ids whose cut (all but where its features are stored) or features differ between
+    two cut manifests in recipe folders' data/fbank, or that exist in one only. Features are
+    compared to within a lilcom tick: the float rounding of an fbank can differ between CPUs,
+    which moves a value to the neighbouring tick and changes the archive's bytes and offsets."""
+    cuts_a, cuts_b = ({c.id: c.with_features_path_prefix(m.parents[2]) for c in load_manifest(m)}
+                      for m in (a, b))  # feature paths are relative to the recipe folder
+    differing = sorted(set(cuts_a) ^ set(cuts_b))
+    for cut_id in sorted(set(cuts_a) & set(cuts_b)):
+        ca, cb = cuts_a[cut_id], cuts_b[cut_id]
+        da, db = ca.to_dict(), cb.to_dict()
+        for d in (da, db):
+            del d["features"]["storage_key"], d["features"]["storage_path"]
+        fa, fb = ca.load_features(), cb.load_features()
+        if da != db or fa.shape != fb.shape or np.abs(fa - fb).max() > LILCOM_TICK * 1.01:
+            differing.append(cut_id)
+    return differing
+
+
+def _fbank_differences(fixed: Path, clean: Path):
+    """What differs between two data/fbank folders: cut ids for the cut manifests, names for
+    other files. Feature archives are compared through the cuts that point into them."""
+    found = []
+    for name in sorted({p.name for p in fixed.iterdir()} | {p.name for p in clean.iterdir()}):
+        a, b = fixed / name, clean / name
+        if a.is_dir() and b.is_dir() and name.startswith("feats_"):
+            continue
+        if name.endswith(".jsonl.gz") and a.is_file() and b.is_file():
+            found += _differing_cuts(a, b)
+        elif not (a.is_file() and b.is_file() and filecmp.cmp(a, b, shallow=False)):
+            found.append(name)
+    return found
+
+
 def test_fixed_input_is_redone_downstream_and_equals_a_clean_run(tiny_corpus, tmp_path):
     dl_dir = _corpus_copy(tiny_corpus, tmp_path / "dl")
     flac = sorted((dl_dir / "LibriSpeech" / "train-clean-100").rglob("*.flac"))[0]
@@ -137,6 +175,14 @@ def test_fixed_input_is_redone_downstream_and_equals_a_clean_run(tiny_corpus, tm
     assert _num_cuts(tmp_path / "fixed", "train-clean-100") == total
 
     (tmp_path / flac.name).rename(flac)  # put back; no marker deleted
+    _prepare(tmp_path / "clean", dl_dir)
+    fixed, clean = tmp_path / "fixed" / "ASR" / "data", tmp_path / "clean" / "ASR" / "data"
+    # control: the comparison sees the cut the first run could not make
+    stale = _fbank_differences(fixed / "fbank", clean / "fbank")  # control: stale cuts seen
+    assert len(stale) > 1  # cut ids are numbered in order, so the ids after the gap differ too
+    assert _differing_cuts(*(d / "fbank" / "librispeech_cuts_dev-clean.jsonl.gz"
+                             for d in (fixed, clean))) == []  # dev-clean was not touched
+
     rerun = _prepare(tmp_path / "fixed", dl_dir).stdout + ""
     assert _num_cuts(tmp_path / "fixed", "train-clean-100") == total + 1
     assert "Stage 1: lhotse manifests: train-clean-100\n" in rerun
@@ -146,8 +192,15 @@ def test_fixed_input_is_redone_downstream_and_equals_a_clean_run(tiny_corpus, tm
     again = _prepare(tmp_path / "fixed", dl_dir).stdout
     assert "Stage" not in again  # control: unchanged inputs, nothing redone
 
-    _prepare(tmp_path / "clean", dl_dir)
-    fixed, clean = tmp_path / "fixed" / "ASR" / "data", tmp_path / "clean" / "ASR" / "data"
-    for sub in ("manifests", "fbank", "lang_bpe_150"):
+    for sub in ("manifests", "lang_bpe_150"):
         assert _differing_files(fixed / sub, clean / sub) == [], sub
+    assert _fbank_differences(fixed / "fbank", clean / "fbank") == []
+    # control: two cuts' features swapped in the archive are seen though the manifests agree
+    train = clean / "fbank" / "librispeech_cuts_train-clean-100.jsonl.gz"
+    cuts = list(load_manifest(train))
+    keys = [c.features.storage_key for c in cuts[:2]]
+    cuts[0].features.storage_key, cuts[1].features.storage_key = keys[1], keys[0]
+    swapped = train.with_name("swapped.jsonl.gz")
+    write_manifest(CutSet.from_cuts(cuts), swapped)
+    assert _differing_cuts(train, swapped) == sorted(c.id for c in cuts[:2])
     assert (fixed / "manifests" / "rejected_train-clean-100.txt").read_text() == ""

@@ -10,6 +10,8 @@ test suite compares both on the same audio.
 from __future__ import annotations
 
 import logging
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -100,12 +102,25 @@ def compute_fbank_for_part(
         cuts = cuts + cuts.perturb_speed(0.9) + cuts.perturb_speed(1.1)
     torch.set_num_threads(1)  # parallelism comes from num_jobs processes
     storage_path.parent.mkdir(parents=True, exist_ok=True)
-    cuts = cuts.compute_and_store_features(
-        extractor=make_fbank_extractor(),
-        storage_path=storage_path,
-        num_jobs=num_jobs if num_jobs > 1 else None,
-        storage_type=LilcomChunkyWriter,
-    )
+    # lhotse's own pool spawns workers with torch's default thread count (all cores each);
+    # ours gives each one thread, so num_jobs workers do not oversubscribe the cores.
+    executor = None
+    if num_jobs > 1:
+        executor = ProcessPoolExecutor(
+            num_jobs, mp_context=multiprocessing.get_context("spawn"),
+            initializer=torch.set_num_threads, initargs=(1,),
+        )
+    try:
+        cuts = cuts.compute_and_store_features(
+            extractor=make_fbank_extractor(),
+            storage_path=storage_path,
+            num_jobs=num_jobs if num_jobs > 1 else None,
+            executor=executor,
+            storage_type=LilcomChunkyWriter,
+        )
+    finally:
+        if executor is not None:
+            executor.shutdown()
     write_manifest(cuts, output_cuts_path)
     logging.info(f"wrote {len(cuts)} cuts with features to {output_cuts_path}")
 
