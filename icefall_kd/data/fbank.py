@@ -9,6 +9,7 @@ test suite compares both on the same audio.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
@@ -104,13 +105,11 @@ def compute_fbank_for_part(
     storage_path.parent.mkdir(parents=True, exist_ok=True)
     # lhotse's own pool spawns workers with torch's default thread count (all cores each);
     # ours gives each one thread, so num_jobs workers do not oversubscribe the cores.
-    executor = None
+    pool = contextlib.nullcontext()
     if num_jobs > 1:
-        executor = ProcessPoolExecutor(
-            num_jobs, mp_context=multiprocessing.get_context("spawn"),
-            initializer=torch.set_num_threads, initargs=(1,),
-        )
-    try:
+        pool = ProcessPoolExecutor(num_jobs, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=torch.set_num_threads, initargs=(1,))
+    with pool as executor:
         cuts = cuts.compute_and_store_features(
             extractor=make_fbank_extractor(),
             storage_path=storage_path,
@@ -118,9 +117,6 @@ def compute_fbank_for_part(
             executor=executor,
             storage_type=LilcomChunkyWriter,
         )
-    finally:
-        if executor is not None:
-            executor.shutdown()
     write_manifest(cuts, output_cuts_path)
     logging.info(f"wrote {len(cuts)} cuts with features to {output_cuts_path}")
 
