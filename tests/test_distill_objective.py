@@ -70,6 +70,10 @@ def test_output_kd_warms_up_linearly(setup):
     assert objective.output_kd_weight(50, True) == pytest.approx(0.3)
     assert objective.output_kd_weight(500, True) == pytest.approx(0.6)
     assert objective.output_kd_weight(0, False) == pytest.approx(0.6)
+    # A stage that continues another training from update 4000 warms up from there.
+    objective.stage_start_batch = 4000
+    assert objective.output_kd_weight(4050, True) == pytest.approx(0.3)
+    assert objective.output_kd_weight(4100, True) == pytest.approx(0.6)
 
 
 def test_exported_targets_give_the_same_stage1_loss(setup, tmp_path):

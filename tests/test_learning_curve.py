@@ -33,6 +33,12 @@ def test_total_updates_follow_the_init_from_chain(tmp_path):
     _checkpoint(tmp_path / "stage2/epoch-2.pt", 1160, init_from="stage1", init_epoch=1)
     assert lc.total_updates(tmp_path / "base", 6, tmp_path) == 3500
     assert lc.total_updates(tmp_path / "stage2", 2, tmp_path) == 1160 + 580 + 3500
+    # A continued training's count already includes its start's updates: not added again.
+    _checkpoint(tmp_path / "cont1/epoch-1.pt", 3500 + 580, init_from="base", init_epoch=6,
+                init_state="training")
+    _checkpoint(tmp_path / "cont2/epoch-2.pt", 3500 + 580 + 1160, init_from="cont1",
+                init_epoch=1, init_state="training")
+    assert lc.total_updates(tmp_path / "cont2", 2, tmp_path) == 3500 + 580 + 1160
     _checkpoint(tmp_path / "loop/epoch-1.pt", 10, init_from="loop", init_epoch=1)
     with pytest.raises(ValueError, match="loops back"):
         lc.total_updates(tmp_path / "loop", 1, tmp_path)

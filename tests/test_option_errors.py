@@ -94,3 +94,21 @@ def test_a_recipe_script_outside_the_environment_says_what_to_run(tmp_path):
     assert result.returncode == 1
     assert "No module named" in result.stderr and "source .venv/bin/activate" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_init_state_training_needs_a_folder_and_one_checkpoint():
+    """--init-state training with nothing to continue, or over an average of checkpoints, is
+    refused by name before any data is read; --init-state weights is accepted as before."""
+    from icefall_kd.recipes.train_transducer import check_init_state, init_from_checkpoint
+
+    parser = train_transducer.build_parser("", streaming=True)
+    for init_from in ([], ["--init-from", "scratch"]):
+        args = parser.parse_args(["--exp-dir", "e", "--init-state", "training", *init_from])
+        with pytest.raises(SystemExit, match="--init-state training continues an experiment "
+                           "folder's training; --init-from .* names none"):
+            check_init_state(args)
+    check_init_state(parser.parse_args(["--exp-dir", "e", "--init-from", "scratch"]))
+    args = parser.parse_args(["--exp-dir", "e", "--init-from", "base", "--init-epoch", "8",
+                              "--init-avg", "2", "--init-state", "training"])
+    with pytest.raises(SystemExit, match="--init-avg 2 averages several. Pass --init-avg 1"):
+        init_from_checkpoint(args, causal=True)

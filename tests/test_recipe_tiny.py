@@ -240,19 +240,29 @@ def test_study_tiny_resumes_after_a_kill_and_reports_its_wall_time(prepared_tiny
         ("1", "stopped from outside"), ("2", "this run, writing RESULTS.md")], section
     total = re.search(r"Wall time of the study: (\d+\.\d) hours in 2 runs", section)
     assert total, section
-    assert ("the teachers and baselines, ScaledAdam at 0.045; the distillation stages, AdamW "
-            "at 0.003; the control, AdamW at 0.003; from-scratch stage 1, ScaledAdam at 0.045."
-            in section), section
+    assert ("the teachers and baselines, ScaledAdam at 0.045; the distillation stages, "
+            "ScaledAdam at 0.045; the control, ScaledAdam at 0.045; from-scratch stage 1, "
+            "ScaledAdam at 0.045." in section), section
+    assert ("The distillation stages, the control, from-scratch stage 2: each continues the "
+            "training it starts from (`--init-state training`" in section), section
+    assert "so the method and its control differ by their loss alone." in section
     # The stronger teacher (small) is wider than the tiny student: stage 1 maps the student's
     # output to the teacher's through a projection.
     assert "hidden KD: projections 64 -> 96" in (
         prepared_tiny / "study" / "ft1-strong-seed1" / "train.log").read_text()
-    # Teachers and baselines from random weights use --optimizer (scaled-adam by default);
-    # the distillation stages and the control fine-tune with the profile's AdamW.
-    for exp, name in (("teacher", "scaled-adam"), ("teacher-strong", "scaled-adam"),
-                      ("baseline-seed2", "scaled-adam"), ("scratch1-seed1", "scaled-adam"),
-                      ("ft1-teacher-seed1", "adamw"), ("control-seed1", "adamw"),
-                      ("scratch2-seed1", "adamw")):
-        state = torch.load(prepared_tiny / "study" / exp / "epoch-1.pt", map_location="cpu",
-                           weights_only=False)
-        assert state["optimizer_name"] == name, exp
+    # Every training uses --optimizer (scaled-adam by default); those that start from another
+    # continue its training (--init-state training): their updates count on from its last.
+    def checkpoint(exp: str, epoch: int) -> dict:
+        return torch.load(prepared_tiny / "study" / exp / f"epoch-{epoch}.pt",
+                          map_location="cpu", weights_only=False)
+
+    for exp in ("teacher", "teacher-strong", "baseline-seed2", "scratch1-seed1",
+                "ft1-teacher-seed1", "control-seed1", "scratch2-seed1"):
+        assert checkpoint(exp, 1)["optimizer_name"] == "scaled-adam", exp
+    base_epochs = int((prepared_tiny / "study" / "baseline-epochs").read_text())
+    for exp, start in (("ft1-teacher-seed1", ("baseline-seed1", base_epochs)),
+                       ("control-seed2", ("baseline-seed2", base_epochs))):
+        state = checkpoint(exp, 1)
+        assert state["args"]["init_state"] == "training", exp
+        assert state["stage_start_batch"] == checkpoint(*start)["batch_idx_train"] > 0, exp
+        assert state["epoch_offset"] == start[1], exp

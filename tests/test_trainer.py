@@ -306,3 +306,94 @@ def test_resuming_with_another_optimizer_is_refused_by_name(tmp_path):
         trainer("adamw")._check_model_config(tmp_path / "epoch-1.pt", state)
     del state["optimizer_name"]  # a checkpoint from before the option: AdamW
     assert trainer("adamw")._check_model_config(tmp_path / "epoch-1.pt", state) is state
+
+
+def test_continuing_a_training_in_another_folder_equals_training_on(prepared_tiny, tmp_path,
+                                                                   monkeypatch):
+    """--init-state training: one epoch in folder A, then one in folder B that continues A's
+    training, ends exactly where A trained on to its second epoch ends (weights, average,
+    update count): the resume that every epoch-by-epoch training (train_until_converged)
+    does. The control: B started from A's weights with a fresh optimizer, schedule and
+    average."""
+    import dataclasses
+    import shutil
+
+    monkeypatch.chdir(prepared_tiny)
+
+    def trainer(exp: str, num_epochs: int, weights=None, continued_from=None):
+        model, objective, data, cuts, config = _setup(prepared_tiny, tmp_path / exp, num_epochs)
+        if weights is not None:
+            model.load_state_dict(weights)
+        return Trainer(model, objective, dataclasses.replace(config, optimizer="scaled-adam"),
+                       lambda state: data.train_dataloader(cuts, state), None,
+                       model_config=model.config.to_dict(), continued_from=continued_from)
+
+    trainer("first", 1).train()
+    shutil.copytree(tmp_path / "first", tmp_path / "trained-on")
+    for batch_checkpoint in ckpt.batch_checkpoints(tmp_path / "trained-on"):
+        batch_checkpoint.unlink()  # resume from epoch-1.pt, as the next epoch's run does
+    trained_on = trainer("trained-on", 2)
+    trained_on.train()
+    path = tmp_path / "first" / "epoch-1.pt"
+    state = ckpt.load_checkpoint(path)
+    continued = trainer("continued", 1, state["model"], (path, state))
+    continued.train()
+    assert continued.batch_idx_train == trained_on.batch_idx_train > state["batch_idx_train"] > 0
+    a, b = trained_on.model.state_dict(), continued.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a), "the continued training diverged"
+    assert all(torch.equal(trained_on.model_avg[k], continued.model_avg[k]) for k in a)
+    saved = ckpt.load_checkpoint(tmp_path / "continued" / "epoch-1.pt")
+    assert saved["epoch"] == 1 and saved["epoch_offset"] == 1
+    assert saved["stage_start_batch"] == state["batch_idx_train"]
+
+    fresh = trainer("fresh", 1, state["model"])
+    fresh.train()
+    c = fresh.model.state_dict()
+    assert not all(torch.equal(a[k], c[k]) for k in a if a[k].is_floating_point())
+
+
+def test_continued_optimizer_state_is_matched_by_name():
+    """A stage that adds a tensor (a projection) continues the others' moments; the new one
+    starts fresh; a tensor of another shape under the same name is refused by name."""
+    from icefall_kd.training.continuation import continued_optimizer_state, parameter_names
+    from icefall_kd.training.scaled_adam import ScaledAdam
+
+    torch.manual_seed(0)
+    base = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 2))
+    optimizer = ScaledAdam(base.parameters())
+    for _ in range(3):
+        optimizer.zero_grad()
+        base(torch.randn(5, 3)).pow(2).sum().backward()
+        optimizer.step()
+    state = {"model": base.state_dict(), "optimizer": optimizer.state_dict()}  # no names: old
+
+    student = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 2))
+    student.add_module("projection", torch.nn.Linear(2, 6))
+    new_optimizer = ScaledAdam(student.parameters(), lr=0.01)
+    counts = continued_optimizer_state(Path("base/epoch-1.pt"), state, new_optimizer,
+                                       parameter_names(student, new_optimizer))
+    assert counts == {"continued": 4, "fresh": 2, "dropped": 0}
+    old = list(optimizer.state.values())
+    new = [new_optimizer.state[p] for p in student.parameters()]
+    for before, after in zip(old, new[:4]):
+        assert after["step"] == before["step"] == 3
+        assert torch.equal(after["exp_avg_sq"], before["exp_avg_sq"])
+    assert new[4] == {} and new[5] == {}
+    assert new_optimizer.param_groups[0]["lr"] == 0.01  # this run's settings stay
+
+    other = torch.nn.Sequential(torch.nn.Linear(3, 5), torch.nn.Linear(5, 2))
+    with pytest.raises(SystemExit, match=r"base/epoch-1.pt's optimizer state for 0.weight has "
+                       r"shape \(4, 3\), this model's tensor \(5, 3\)"):
+        other_optimizer = ScaledAdam(other.parameters())
+        continued_optimizer_state(Path("base/epoch-1.pt"), state, other_optimizer,
+                                  parameter_names(other, other_optimizer))
+
+
+def test_continuing_with_another_optimizer_is_refused_by_name(tmp_path):
+    model = build_transducer("tiny", 50, causal=True)
+    config = TrainConfig(exp_dir=tmp_path, tensorboard=False, optimizer="scaled-adam")
+    state = Trainer(model, None, config, None, None)._state(None)
+    config = TrainConfig(exp_dir=tmp_path, tensorboard=False, optimizer="adamw")
+    with pytest.raises(SystemExit, match="continues base/epoch-8.pt, trained with --optimizer "
+                       "scaled-adam; this command asks for --optimizer adamw"):
+        Trainer(model, None, config, None, None)._continue(Path("base/epoch-8.pt"), state)

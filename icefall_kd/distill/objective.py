@@ -158,12 +158,16 @@ class DistillationObjective:
         num_t = teacher.num_layers
         self.teacher_layers = [resolve_layer(t, num_t) for _, t in self.layer_pairs]
         self._teacher_device: Optional[torch.device] = None
+        # The update count where this stage began (the Trainer sets it when it continues
+        # another folder's training): the KD weight's warm-up counts from there.
+        self.stage_start_batch = 0
 
     def output_kd_weight(self, batch_idx_train: int, is_training: bool) -> float:
         warm = self.config.output_kd_warm_step
-        if not is_training or warm <= 0 or batch_idx_train >= warm:
+        done = batch_idx_train - self.stage_start_batch
+        if not is_training or warm <= 0 or done >= warm:
             return self.config.output_kd_scale
-        return self.config.output_kd_scale * batch_idx_train / warm
+        return self.config.output_kd_scale * done / warm
 
     def _teacher_hidden(self, batch: dict, features, feature_lens, student_lens):
         """(teacher encoder output or None, {layer: (N, T, D)})."""

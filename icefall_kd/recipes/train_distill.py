@@ -18,6 +18,7 @@ from icefall_kd.model.transducer import Transducer
 from icefall_kd.recipes.common import load_bpe, load_checked_transducer, new_model
 from icefall_kd.recipes.train_transducer import (
     build_parser,
+    check_init_state,
     init_from_checkpoint,
     new_conv_context,
     run_trainer,
@@ -130,6 +131,7 @@ def with_current_flags(argv: Sequence[str]) -> List[str]:
 def main(description: str, stage: str, argv: Optional[Sequence[str]] = None) -> None:
     argv = with_current_flags(sys.argv[1:] if argv is None else argv)
     args = build_distill_parser(description, stage).parse_args(argv)
+    check_init_state(args)
     dist = start_run(args)
     sp = load_bpe(args.lang_dir)
     try:

@@ -7,7 +7,7 @@ import argparse
 import dataclasses
 import logging
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Tuple
 
 from icefall_kd.config import add_config_arguments, config_from_args
 from icefall_kd.data.datamodule import AsrDataModule, DataConfig
@@ -22,6 +22,7 @@ from icefall_kd.recipes.common import (
     load_checked_transducer,
     new_model,
 )
+from icefall_kd.training.checkpoint import CheckpointError, load_checkpoint
 from icefall_kd.training.trainer import (DistributedInfo, Trainer, TrainConfig, fix_random_seed,
                                          setup_distributed)
 from icefall_kd.training.transducer_objective import (
@@ -52,12 +53,18 @@ def build_parser(description: str, streaming: bool) -> argparse.ArgumentParser:
                              defaults={"conv_context": None})
     i = parser.add_argument_group("initialisation")
     i.add_argument("--init-from", default="",
-                   help="Start from the weights of another experiment folder (fine-tuning; "
-                   "the optimizer and schedule start afresh); empty: random initialisation")
+                   help="Start from another experiment folder (see --init-state); empty: "
+                   "random initialisation")
     i.add_argument("--init-epoch", type=int, default=None,
                    help="Epoch of --init-from to start from (as decode.py --epoch)")
     i.add_argument("--init-avg", type=int, default=1, help="Epochs averaged for the start")
     i.add_argument("--init-use-averaged-model", type=str2bool, default=True)
+    i.add_argument("--init-state", choices=["weights", "training"], default="weights",
+                   help="weights: its (averaged) weights, with a fresh optimizer, schedule "
+                   "and running average (fine-tuning). training: continue its training: the "
+                   "raw weights, optimizer state, schedule position, running average, update "
+                   "count and data order carry on, and only the loss changes (needs "
+                   "--init-avg 1 and its --optimizer; --base-lr stays this command's)")
     d = parser.add_argument_group("cuts")
     d.add_argument("--train-parts", default="train-clean-100",
                    help="Space-separated training parts under --manifest-dir")
@@ -112,6 +119,27 @@ def transducer_objective(args, sp) -> TransducerObjective:
     return TransducerObjective(sp, chunk_choice(args), config)
 
 
+def check_init_state(args) -> None:
+    """``--init-state training`` needs an experiment folder to continue (checked before
+    any data is read)."""
+    if args.init_state == "training" and args.init_from in ("", "scratch", "teacher"):
+        raise SystemExit(f"--init-state training continues an experiment folder's training; "
+                         f"--init-from {args.init_from or '(empty)'} names none. Pass the "
+                         "folder as --init-from, or --init-state weights")
+
+
+def continued_training(args) -> Optional[Tuple[Path, dict]]:
+    """(path, state) of the checkpoint ``--init-state training`` continues, else None."""
+    if args.init_state != "training":
+        return None
+    check_init_state(args)
+    path = Path(args.init_from) / f"epoch-{args.init_epoch}.pt"
+    try:
+        return path, load_checkpoint(path)
+    except (FileNotFoundError, CheckpointError) as error:
+        raise SystemExit(f"error: {error}") from None
+
+
 def run_trainer(args, model, objective, data: AsrDataModule, train_cuts, dist) -> None:
     """Builds the loaders and runs the shared :class:`Trainer`."""
 
@@ -123,7 +151,8 @@ def run_trainer(args, model, objective, data: AsrDataModule, train_cuts, dist) -
     trainer = Trainer(model, objective, TrainConfig.from_args(args), make_train_loader,
                       valid_loader, model_config=model.config.to_dict(),
                       args={k: str(v) for k, v in vars(args).items()}, dist=dist,
-                      vocabulary=vocabulary_of_lang_dir(args.lang_dir))
+                      vocabulary=vocabulary_of_lang_dir(args.lang_dir),
+                      continued_from=continued_training(args))
     trainer.train()
 
 
@@ -149,8 +178,14 @@ def init_from_checkpoint(args, causal: bool):
     ``--conv-context`` asked for (if given)."""
     if args.init_epoch is None:
         raise SystemExit(f"--init-from {args.init_from} needs --init-epoch (which checkpoint)")
+    continues = args.init_state == "training"
+    if continues and args.init_avg != 1:
+        raise SystemExit(f"--init-state training continues one checkpoint; --init-avg "
+                         f"{args.init_avg} averages several. Pass --init-avg 1")
+    # A continued training goes on from the raw weights (its running average carries on).
     model = load_checked_transducer(Path(args.init_from), args.init_epoch, args.init_avg,
-                                    args.init_use_averaged_model, args.lang_dir)
+                                    args.init_use_averaged_model and not continues,
+                                    args.lang_dir)
     if model.causal != causal:
         kind = "streaming" if model.causal else "full-context"
         raise SystemExit(f"{args.init_from} holds a {kind} model; this recipe trains a "
@@ -173,6 +208,7 @@ def start_run(args) -> DistributedInfo:
 
 def main(streaming: bool, description: str = "", argv: Optional[Sequence[str]] = None) -> None:
     args = build_parser(description or __doc__, streaming).parse_args(argv)
+    check_init_state(args)
     dist = start_run(args)
     sp = load_bpe(args.lang_dir)
     model = (init_from_checkpoint(args, streaming) if args.init_from

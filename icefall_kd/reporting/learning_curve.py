@@ -5,7 +5,9 @@ A point is one epoch checkpoint ``epoch-E.pt`` decoded as ``decode.py --epoch E 
 (with the running-average weights, i.e. the model averaged over epoch E). Its x value is the
 number of optimiser updates the model has had in total: the updates of its own training plus,
 for a model started with ``--init-from DIR --init-epoch N``, those of DIR up to epoch N (and
-so on up the chain), so that a student's curve continues its baseline's.
+so on up the chain), so that a student's curve continues its baseline's. A model that
+continued its start's training (``--init-state training``) counts on from it: its own count
+already includes them.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ def _checkpoint_summary(path: Path) -> dict:
     if not isinstance(args, dict):
         args = vars(args)
     return {"updates": int(state["batch_idx_train"]), "init_from": args.get("init_from"),
-            "init_epoch": args.get("init_epoch")}
+            "init_epoch": args.get("init_epoch"), "init_state": args.get("init_state")}
 
 
 def total_updates(exp_dir: Path, epoch: int, recipe_dir: Path = Path("."),
@@ -50,7 +52,8 @@ def total_updates(exp_dir: Path, epoch: int, recipe_dir: Path = Path("."),
     path = Path(exp_dir) / f"epoch-{epoch}.pt"
     summary = _checkpoint_summary(path)
     init_from, init_epoch = summary["init_from"], summary["init_epoch"]
-    if not init_from or init_from == "scratch" or not init_epoch:
+    if (not init_from or init_from == "scratch" or not init_epoch
+            or summary["init_state"] == "training"):
         return summary["updates"]
     parent = Path(init_from)
     if not parent.is_absolute():

@@ -132,6 +132,16 @@ def optimizer_text(exp_dir: Path) -> Optional[str]:
     return f"{OPTIMIZER_LABELS.get(name, name)} at {lr}"
 
 
+def continues_training(exp_dir: Path) -> bool:
+    """Whether the final checkpoint of ``exp_dir`` continued the training it started from
+    (``--init-state training``) rather than only its weights."""
+    epoch = final_epoch(exp_dir)
+    path = Path(exp_dir) / f"epoch-{epoch}.pt"
+    if epoch is None or not path.is_file():
+        return False
+    return (load_checkpoint(path).get("args") or {}).get("init_state") == "training"
+
+
 def convergence_lines(study_dir: Path, seeds: Sequence[int]) -> List[str]:
     """Markdown: how each training that ran until converged stopped (the stopping rule or
     its budget) and the relative dev-clean gain of its last epoch, the curve's slope there."""
@@ -278,6 +288,16 @@ def study_section(study_dir: Path, chunk: int, left: int) -> List[str]:
     if trained:
         lines += ["Optimisers, as the first seed's checkpoints record them (peak rates under "
                   "the Eden schedule): " + "; ".join(f"{role}, {text}" for role, text in trained)
+                  + ".", ""]
+    continued = [role for role, exp in (*roles[1:3], ("from-scratch stage 2",
+                                                      study_dir / "scratch2-seed1"))
+                 if continues_training(exp)]
+    if continued:
+        lines += [", ".join(continued).capitalize() + ": each continues the training it starts "
+                  "from (`--init-state training`: its optimizer state, schedule position, "
+                  "running average, update count and data order carry on)"
+                  + (", so the method and its control differ by their loss alone"
+                     if continued[:2] == ["the distillation stages", "the control"] else "")
                   + ".", ""]
     se = [(t, pb.wer_standard_error(e), len(e)) for t in TEST_SETS
           if (e := baselines[0].errors(t)) is not None]

@@ -3,8 +3,9 @@
 What a stage changes is its :class:`Objective`: a callable that takes the model and a batch
 and returns the loss. The loop owns everything else: device and precision, DDP, the
 optimizer and Eden schedule, the running averaged model, atomic checkpoints with exact
-mid-epoch resume (model, optimizer, scheduler, sampler and RNG states), skipping non-finite
-batches, validation, logs and TensorBoard.
+mid-epoch resume (model, optimizer, scheduler, sampler and RNG states), continuing another
+folder's training (:mod:`icefall_kd.training.continuation`), skipping non-finite batches,
+validation, logs and TensorBoard.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Protocol
+from typing import Callable, Dict, List, Optional, Protocol, Tuple
 
 import numpy as np
 import torch
@@ -36,6 +37,11 @@ from icefall_kd.training.checkpoint import (
     save_checkpoint,
     saved_optimizer,
     update_averaged_model,
+)
+from icefall_kd.training.continuation import (
+    continued_average,
+    continued_optimizer_state,
+    parameter_names,
 )
 from icefall_kd.training.scaled_adam import ScaledAdam
 from icefall_kd.training.scheduler import Eden
@@ -205,7 +211,10 @@ class Trainer:
         dist: Optional[DistributedInfo] = None,
         trainable_parameters: Optional[List[nn.Parameter]] = None,
         vocabulary: Optional[Vocabulary] = None,
+        continued_from: Optional[Tuple[Path, dict]] = None,
     ) -> None:
+        """``continued_from``: (path, state) of another folder's epoch checkpoint whose
+        training this one continues when it starts (the model must hold its raw weights)."""
         self.config = config
         self.dist = dist or DistributedInfo()
         self.device = (torch.device("cuda", self.dist.local_rank)
@@ -238,6 +247,11 @@ class Trainer:
                           for k, v in self.model.state_dict().items()} if self.dist.is_main else None
         self.batch_idx_train = 0
         self.epoch = config.start_epoch
+        self.continued_from = continued_from
+        # A continued training counts on from its start: epochs of the schedule and the data
+        # order (this folder's epoch-1.pt is the original's epoch N+1), and batches.
+        self.epoch_offset = int(continued_from[1]["epoch"]) if continued_from else 0
+        self.stage_start_batch = 0  # where this folder's updates began
         self.bad_batches_in_a_row = 0
         self._rng_to_restore: Optional[dict] = None
         self.tb = None
@@ -281,6 +295,9 @@ class Trainer:
             "model_avg": self.model_avg,
             "optimizer": self.optimizer.state_dict(),
             "optimizer_name": self.config.optimizer,
+            "optimizer_param_names": parameter_names(self.model, self.optimizer),
+            "epoch_offset": self.epoch_offset,
+            "stage_start_batch": self.stage_start_batch,
             "scheduler": self.scheduler.state_dict(),
             "grad_scaler": self.grad_scaler.state_dict(),
             "sampler": sampler_state,
@@ -302,9 +319,26 @@ class Trainer:
         self.scheduler.load_state_dict(state["scheduler"])
         self.grad_scaler.load_state_dict(state["grad_scaler"])
         self.batch_idx_train = state["batch_idx_train"]
+        self.epoch_offset = state.get("epoch_offset", 0)
+        self.stage_start_batch = state.get("stage_start_batch", 0)
         _set_rng_state(state["rng"])
         self._rng_to_restore = state["rng"]
         return state.get("sampler")
+
+    def _continue(self, path: Path, state: dict) -> None:
+        """Carry on ``state``'s training (another folder's epoch checkpoint) from its end."""
+        self._check_optimizer(path, state, continuing=True)
+        continued_optimizer_state(path, state, self.optimizer,
+                                  parameter_names(self.model, self.optimizer))
+        if self.model_avg is not None:
+            continued_average(self.model_avg, state)
+        # The schedule's position; the peak rate stays this command's --base-lr.
+        self.scheduler.load_state_dict({**state["scheduler"], "base_lrs": self.scheduler.base_lrs})
+        self.batch_idx_train = self.stage_start_batch = int(state["batch_idx_train"])
+        _set_rng_state(state["rng"])
+        self._rng_to_restore = state["rng"]
+        logging.info(f"continuing the training of {path} (batch {self.batch_idx_train}, "
+                     f"epoch {self.epoch_offset})")
 
     def _find_resume_point(self) -> Optional[dict]:
         """The newest intact state to continue from, or None to start fresh. A damaged
@@ -344,13 +378,22 @@ class Trainer:
                                  "trained with, or pass another --exp-dir")
             except VocabularyMismatch as error:
                 raise SystemExit(f"error: {error}") from None
-        saved = saved_optimizer(state)
-        if saved != self.config.optimizer:
-            raise SystemExit(
-                f"{path} was trained with --optimizer {saved}, this command asks for "
-                f"--optimizer {self.config.optimizer}: its optimizer state does not fit. "
-                f"Resume with --optimizer {saved}, or pass another --exp-dir")
+        self._check_optimizer(path, state, continuing=False)
         return state
+
+    def _check_optimizer(self, path: Path, state: dict, continuing: bool) -> None:
+        """The optimizer state of ``state`` fits only the optimizer that wrote it."""
+        saved, asked = saved_optimizer(state), self.config.optimizer
+        if saved == asked:
+            return
+        if continuing:
+            raise SystemExit(f"--init-state training continues {path}, trained with "
+                             f"--optimizer {saved}; this command asks for --optimizer {asked}. "
+                             f"Pass --optimizer {saved}, or --init-state weights for a fresh "
+                             "optimizer")
+        raise SystemExit(f"{path} was trained with --optimizer {saved}, this command asks for "
+                         f"--optimizer {asked}: its optimizer state does not fit. Resume with "
+                         f"--optimizer {saved}, or pass another --exp-dir")
 
     # ----------------------------------------------------------------------- loop
     def train(self) -> None:
@@ -366,13 +409,17 @@ class Trainer:
             self.epoch = state["epoch"]
             if sampler_state is None:  # an epoch-N.pt: the next epoch starts fresh
                 self.epoch += 1
+        elif self.continued_from is not None:
+            self._continue(*self.continued_from)
         else:
             fix_random_seed(config.seed + self.dist.rank)
+        if hasattr(self.objective, "stage_start_batch"):  # e.g. a KD weight's warm-up
+            self.objective.stage_start_batch = self.stage_start_batch
         while self.epoch <= config.num_epochs:
-            self.scheduler.step_epoch(self.epoch - 1)
+            self.scheduler.step_epoch(self.epoch - 1 + self.epoch_offset)
             loader = self.make_train_loader(sampler_state)
             if sampler_state is None:
-                loader.sampler.set_epoch(self.epoch)
+                loader.sampler.set_epoch(self.epoch + self.epoch_offset)
             resumed_mid_epoch = sampler_state is not None
             sampler_state = None
             self._train_one_epoch(loader, resumed_mid_epoch)

@@ -5,8 +5,10 @@
 # entropy floor by a search (stage 3), the epochs of each training and the checkpoint a
 # stage starts from by one rule (local/train_until_converged.py: stop once an epoch
 # improves the best dev WER by less than 2% relative; trainings from random weights not
-# before run.sh's --num-epochs); the test sets are decoded once, for the final table. Outputs under study/; resumable stage by stage (trainings resume from
-# their checkpoints, decodes skip what exists).
+# before run.sh's --num-epochs); the test sets are decoded once, for the final table. A
+# training that starts from another continues it (--init-state training), so the method
+# and its control differ by the loss alone. Outputs under study/; resumable stage by stage
+# (trainings resume from their checkpoints, decodes skip what exists).
 #
 # Usage:
 #   ./study.sh                          # the whole study on the embedded corpus (hours)
@@ -40,7 +42,7 @@
 #   2  streaming baselines until converged, one per seed (study/baseline-seedS); then every
 #      seed trained on to the slowest seed's epochs E, so all have the same updates
 #   3  the distillation settings, chosen on dev-clean with seed 1 and run.sh's teacher,
-#      each candidate fine-tuned from baseline epoch E for --select-epochs epochs
+#      each candidate continuing baseline epoch E for --select-epochs epochs
 #      (study/select/): stage 1's weight, then stage 2's weight at the method's entropy
 #      floor (from the best stage-1 run), then the floor; the choice in
 #      study/selected-kd.tsv, used by stages 4 and 5 for every teacher and seed
@@ -141,7 +143,7 @@ end_stage() {  # lanes.sh's exit trap calls it when the script ends without an e
 . local/lanes.sh
 
 # Trainings from random weights: the profile's options, then the optimiser's (the last
-# --base-lr wins). Fine-tuning stages keep the profile's (extra_kd: AdamW at a lower rate).
+# --base-lr wins).
 from_scratch_train=("${extra_train[@]}" "${optimizer_args[@]}")
 mapfile -t common_train < <(train_options "$model_preset")
 mapfile -t strong_train < <(train_options "$strong_teacher_preset")
@@ -215,7 +217,14 @@ fi
 for s in $(seq 1 "$seeds"); do wait_lanes "baseline-$s"; done
 wait_lanes teacher
 baseline_epochs=$(cat study/baseline-epochs 2>/dev/null || echo 0)
-kd_options=("${common_train[@]}" "${extra_kd[@]}")
+# Every training that starts from another (both distillation stages, the control, stage 3's
+# candidates) continues that training: its optimizer state, schedule position, running
+# average and data order carry on (--init-state training), so a student differs from the
+# control only by its loss. A fresh start there does not work: from seed 1's baseline
+# (dev-clean 21.05 with its running average; 29.85 with its raw weights), fine-tuning with
+# a fresh AdamW at 0.0005 and a new average drifted to 21.6, 22.2, 22.5 in three epochs at
+# every hidden-KD weight tried (0.1, 0.3, 1.0).
+continued=("${common_train[@]}" "${from_scratch_train[@]}" --init-state training)
 
 best_run() {  # exp-dirs...: the one whose budget.json has the lowest dev WER (the first
   # listed on a tie)
@@ -227,14 +236,14 @@ print(min(runs)[2])' "$@"
 select_stage1_lane() {  # hidden-KD weight
   local exp=study/select/ft1-hidden$1
   trained_to "$exp" "$select_epochs" "$streaming_decode" ./kd_stage1_hidden/train.py \
-    --exp-dir "$exp" "${kd_options[@]}" "${selection_teacher[@]}" --seed 1 \
+    --exp-dir "$exp" "${continued[@]}" "${selection_teacher[@]}" --seed 1 \
     --init-from study/baseline-seed1 --init-epoch "$baseline_epochs" --init-avg 1 \
     --hidden-kd-scale "$1"
 }
 select_stage2_lane() {  # stage-1 folder, its epoch, output-KD weight, entropy floor
   local exp=study/select/ft2-output$3-floor$4
   trained_to "$exp" "$select_epochs" "$streaming_decode" ./kd_stage2_output/train.py \
-    --exp-dir "$exp" "${kd_options[@]}" "${selection_teacher[@]}" --seed 1 --init-from "$1" \
+    --exp-dir "$exp" "${continued[@]}" "${selection_teacher[@]}" --seed 1 --init-from "$1" \
     --init-epoch "$2" --init-avg 1 --output-kd-scale "$3" --kd-entropy-floor "$4"
 }
 if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
@@ -284,12 +293,12 @@ fine_tune_lane() {  # teacher name, seed
   local t=$1 s=$2 e1 teacher
   mapfile -t teacher < <(teacher_args "$t")
   until_converged "study/ft1-$t-seed$s" "$kd_max_epochs" 1 "$streaming_decode" \
-    ./kd_stage1_hidden/train.py --exp-dir "study/ft1-$t-seed$s" "${kd_options[@]}" \
+    ./kd_stage1_hidden/train.py --exp-dir "study/ft1-$t-seed$s" "${continued[@]}" \
     "${teacher[@]}" --seed "$s" --init-from "study/baseline-seed$s" \
     --init-epoch "$baseline_epochs" --init-avg 1 "${stage1_kd[@]}"
   e1=$(summary_field "study/ft1-$t-seed$s" best_epoch)
   until_converged "study/ft2-$t-seed$s" "$kd_max_epochs" 1 "$streaming_decode" \
-    ./kd_stage2_output/train.py --exp-dir "study/ft2-$t-seed$s" "${kd_options[@]}" \
+    ./kd_stage2_output/train.py --exp-dir "study/ft2-$t-seed$s" "${continued[@]}" \
     "${teacher[@]}" --seed "$s" --init-from "study/ft1-$t-seed$s" --init-epoch "$e1" \
     --init-avg 1 "${stage2_kd[@]}"
 }
@@ -312,7 +321,7 @@ if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
   done
   for s in $(seq 1 "$seeds"); do
     in_lane "control-$s" trained_to "study/control-seed$s" "$control_epochs" "$streaming_decode" \
-      ./transducer_streaming/train.py --exp-dir "study/control-seed$s" "${kd_options[@]}" \
+      ./transducer_streaming/train.py --exp-dir "study/control-seed$s" "${continued[@]}" \
       --seed "$s" --init-from "study/baseline-seed$s" --init-epoch "$baseline_epochs" --init-avg 1
   done
   wait_lanes
@@ -327,7 +336,7 @@ from_scratch_lane() {  # seed
     "${from_scratch_train[@]}" "${teacher[@]}" --seed "$s" --init-from scratch "${stage1_kd[@]}"
   f1=$(summary_field "study/scratch1-seed$s" best_epoch)
   trained_to "study/scratch2-seed$s" $(( baseline_epochs - f1 )) "$streaming_decode" \
-    ./kd_stage2_output/train.py --exp-dir "study/scratch2-seed$s" "${kd_options[@]}" \
+    ./kd_stage2_output/train.py --exp-dir "study/scratch2-seed$s" "${continued[@]}" \
     "${teacher[@]}" --seed "$s" --init-from "study/scratch1-seed$s" --init-epoch "$f1" \
     --init-avg 1 "${stage2_kd[@]}"
 }
