@@ -47,6 +47,20 @@ from icefall_kd.training.scaled_adam import ScaledAdam
 from icefall_kd.training.scheduler import Eden
 
 
+def check_optimizer(path: Path, state: dict, asked: str, continuing: bool) -> None:
+    """The optimizer state of checkpoint ``state`` fits only the optimizer that wrote it."""
+    saved = saved_optimizer(state)
+    if saved == asked:
+        return
+    if continuing:
+        raise SystemExit(f"--init-state training continues {path}, trained with --optimizer "
+                         f"{saved}; this command asks for --optimizer {asked}. Pass "
+                         f"--optimizer {saved}, or --init-state weights for a fresh optimizer")
+    raise SystemExit(f"{path} was trained with --optimizer {saved}, this command asks for "
+                     f"--optimizer {asked}: its optimizer state does not fit. Resume with "
+                     f"--optimizer {saved}, or pass another --exp-dir")
+
+
 @dataclass
 class LossInfo:
     """loss: scalar to minimise (a sum over the batch); frames: what it is normalised by in
@@ -327,7 +341,7 @@ class Trainer:
 
     def _continue(self, path: Path, state: dict) -> None:
         """Carry on ``state``'s training (another folder's epoch checkpoint) from its end."""
-        self._check_optimizer(path, state, continuing=True)
+        check_optimizer(path, state, self.config.optimizer, continuing=True)
         continued_optimizer_state(path, state, self.optimizer,
                                   parameter_names(self.model, self.optimizer))
         if self.model_avg is not None:
@@ -378,22 +392,8 @@ class Trainer:
                                  "trained with, or pass another --exp-dir")
             except VocabularyMismatch as error:
                 raise SystemExit(f"error: {error}") from None
-        self._check_optimizer(path, state, continuing=False)
+        check_optimizer(path, state, self.config.optimizer, continuing=False)
         return state
-
-    def _check_optimizer(self, path: Path, state: dict, continuing: bool) -> None:
-        """The optimizer state of ``state`` fits only the optimizer that wrote it."""
-        saved, asked = saved_optimizer(state), self.config.optimizer
-        if saved == asked:
-            return
-        if continuing:
-            raise SystemExit(f"--init-state training continues {path}, trained with "
-                             f"--optimizer {saved}; this command asks for --optimizer {asked}. "
-                             f"Pass --optimizer {saved}, or --init-state weights for a fresh "
-                             "optimizer")
-        raise SystemExit(f"{path} was trained with --optimizer {saved}, this command asks for "
-                         f"--optimizer {asked}: its optimizer state does not fit. Resume with "
-                         f"--optimizer {saved}, or pass another --exp-dir")
 
     # ----------------------------------------------------------------------- loop
     def train(self) -> None:
