@@ -313,8 +313,8 @@ def test_continuing_a_training_in_another_folder_equals_training_on(prepared_tin
     """--init-state training: one epoch in folder A, then one in folder B that continues A's
     training, ends exactly where A trained on to its second epoch ends (weights, average,
     update count): the resume that every epoch-by-epoch training (train_until_converged)
-    does. The control: B started from A's weights with a fresh optimizer, schedule and
-    average."""
+    does. Both equal one run of two epochs. The control: B started from A's weights with a
+    fresh optimizer, schedule and average."""
     import dataclasses
     import shutil
 
@@ -328,6 +328,8 @@ def test_continuing_a_training_in_another_folder_equals_training_on(prepared_tin
                        lambda state: data.train_dataloader(cuts, state), None,
                        model_config=model.config.to_dict(), continued_from=continued_from)
 
+    straight = trainer("straight", 2)
+    straight.train()
     trainer("first", 1).train()
     shutil.copytree(tmp_path / "first", tmp_path / "trained-on")
     for batch_checkpoint in ckpt.batch_checkpoints(tmp_path / "trained-on"):
@@ -342,6 +344,9 @@ def test_continuing_a_training_in_another_folder_equals_training_on(prepared_tin
     a, b = trained_on.model.state_dict(), continued.model.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a), "the continued training diverged"
     assert all(torch.equal(trained_on.model_avg[k], continued.model_avg[k]) for k in a)
+    s = straight.model.state_dict()
+    assert straight.batch_idx_train == trained_on.batch_idx_train
+    assert all(torch.equal(a[k], s[k]) for k in a), "epoch-by-epoch differs from one run"
     saved = ckpt.load_checkpoint(tmp_path / "continued" / "epoch-1.pt")
     assert saved["epoch"] == 1 and saved["epoch_offset"] == 1
     assert saved["stage_start_batch"] == state["batch_idx_train"]

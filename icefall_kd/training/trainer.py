@@ -336,7 +336,10 @@ class Trainer:
         self.epoch_offset = state.get("epoch_offset", 0)
         self.stage_start_batch = state.get("stage_start_batch", 0)
         _set_rng_state(state["rng"])
-        self._rng_to_restore = state["rng"]
+        # Mid-epoch, the saved RNG is past the iterator's seed draw: put it back after the
+        # resumed iterator draws again. An epoch-N.pt was saved before the next epoch's
+        # draw, so the draw is left to happen, as in one long run.
+        self._rng_to_restore = state["rng"] if state.get("sampler") is not None else None
         return state.get("sampler")
 
     def _continue(self, path: Path, state: dict) -> None:
@@ -349,8 +352,7 @@ class Trainer:
         # The schedule's position; the peak rate stays this command's --base-lr.
         self.scheduler.load_state_dict({**state["scheduler"], "base_lrs": self.scheduler.base_lrs})
         self.batch_idx_train = self.stage_start_batch = int(state["batch_idx_train"])
-        _set_rng_state(state["rng"])
-        self._rng_to_restore = state["rng"]
+        _set_rng_state(state["rng"])  # an epoch's end: the next epoch draws from here
         logging.info(f"continuing the training of {path} (batch {self.batch_idx_train}, "
                      f"epoch {self.epoch_offset})")
 

@@ -9,9 +9,8 @@ Usage (from egs/librispeech/ASR):
 
 The training command gets ``--num-epochs E`` appended (the trainer resumes from its last
 checkpoint, and its learning-rate schedule does not depend on the number of epochs, so
-training on epoch by epoch is one training in pieces; it differs from one uninterrupted run
-only in its random draws, as the RNG is put back after the next epoch's loader has drawn its
-seed). The decode command gets
+training on epoch by epoch is one training in pieces, update for update the same as one
+uninterrupted run: tests/test_trainer.py checks it). The decode command gets
 ``--exp-dir --epoch E --avg 1 --use-averaged-model true --test-sets dev-clean
 --decoding-method greedy_search --skip-existing true``: the model averaged over epoch E, the
 learning curve's point. Both run only when their outputs are missing, so a rerun after an
