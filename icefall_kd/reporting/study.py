@@ -405,3 +405,33 @@ def study_section(study_dir: Path, chunk: int, left: int) -> List[str]:
                   "`local/train_until_converged.py`, which logs each epoch's training and "
                   "dev-clean decode):", "", "```bash"] + commands + ["```"]
     return lines
+
+
+STUDY_HEADING = "## The distillation study (`study.sh`)"
+# The sections write_results.py puts after the study's, in its order.
+_SECTIONS_AFTER_STUDY = ("## sherpa-onnx", "## Run time", "## Commands")
+
+
+def with_study_section(markdown: str, section: Sequence[str]) -> str:
+    """``markdown`` (a RESULTS.md) with its study section replaced by ``section`` (lines as
+    study_section gives them), or, where it has none, inserted where write_results.py puts
+    it; every other line stays as it was. An empty ``section`` removes the old one."""
+    ends_with_newline = markdown.endswith("\n")
+    lines = (markdown[:-1] if ends_with_newline else markdown).split("\n")
+    if STUDY_HEADING in lines:
+        start = lines.index(STUDY_HEADING)
+        if start > 0 and lines[start - 1] == "":
+            start -= 1  # study_section starts with a blank line
+        end = next((i for i in range(lines.index(STUDY_HEADING) + 1, len(lines))
+                    if lines[i].startswith("## ")), len(lines))
+        if end < len(lines):
+            end -= 1  # the blank line before the next heading stays with it
+    else:
+        start = end = next((i - 1 for i, line in enumerate(lines)
+                            if line in _SECTIONS_AFTER_STUDY and i > 0 and lines[i - 1] == ""),
+                           len(lines))
+    head, tail = lines[:start], lines[end:]
+    if not tail:
+        while head and head[-1] == "":
+            head.pop()  # section starts with its own blank line
+    return "\n".join(head + list(section) + tail) + ("\n" if ends_with_newline else "")

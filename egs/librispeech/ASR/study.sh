@@ -54,8 +54,9 @@
 #      converged, at most E - 1 epochs (study/scratch1-seedS), then stage 2 from its best
 #      epoch for the rest of E epochs in all (study/scratch2-seedS)
 #   6  decode the test sets with every final model (greedy; beam search for the first seed)
-#   7  RESULTS.md (local/write_results.py: the study's section beside run.sh's, when run.sh's
-#      outputs are there too) and learning-curves.png
+#   7  RESULTS.md (local/write_results.py: written anew with the study's section beside
+#      run.sh's when run.sh's outputs are here, else only its study section replaced) and
+#      learning-curves.png
 set -eou pipefail
 
 profile=default
@@ -391,7 +392,11 @@ fi
 if [ $stage -le 7 ] && [ $stop_stage -ge 7 ]; then
   begin_stage 7 "RESULTS.md"
   write_run_time writing-results  # what RESULTS.md says of the run that writes it
+  # With run.sh's outputs here, RESULTS.md is written anew from both; without them (the
+  # study run alone), only its study section is replaced and run.sh's figures stay.
+  only=(); [ -d exp-commands ] || only=(--study-only)
   ./local/write_results.py --commands-dir exp-commands --lang-dir "$lang_dir" \
-    --decode-chunk "$decode_chunk" --decode-left-context "$decode_left_context" --output RESULTS.md
+    --decode-chunk "$decode_chunk" --decode-left-context "$decode_left_context" --output RESULTS.md \
+    "${only[@]}"
   sed -n '/^## The distillation study/,/^## /p' RESULTS.md
 fi

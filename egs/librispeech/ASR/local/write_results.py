@@ -35,7 +35,7 @@ from icefall_kd.reporting.distill_table import (
 )
 from icefall_kd.reporting.paired_bootstrap import DEFAULT_RESAMPLES
 from icefall_kd.reporting.result_key import ResultKey
-from icefall_kd.reporting.study import study_section
+from icefall_kd.reporting.study import study_section, with_study_section
 from icefall_kd.reporting.training_log import epoch_end_seconds, equal_time_epoch, log_span_seconds
 from icefall_kd.reporting.results import (
     collect_wers,
@@ -218,6 +218,10 @@ def parse_args() -> argparse.Namespace:
                         help="Epochs of each distillation stage (for the table's caption)")
     parser.add_argument("--lang-dir", type=Path, default=Path("data/lang_bpe_500"))
     parser.add_argument("--output", type=Path, default=Path("RESULTS.md"))
+    parser.add_argument("--study-only", action="store_true",
+                        help="Write only the study's section (study.sh's outputs under study/) "
+                        "into --output, leaving the rest as run.sh wrote it: what study.sh "
+                        "does where run.sh's outputs are not there")
     return parser.parse_args()
 
 
@@ -578,6 +582,13 @@ def commands_section(args) -> list:
 
 def main() -> None:
     args = parse_args()
+    if args.study_only:
+        if not args.output.is_file():
+            raise SystemExit(f"write_results.py --study-only: {args.output} does not exist; "
+                             "it writes the study's section into run.sh's RESULTS.md")
+        section = study_section(Path("study"), args.decode_chunk, args.decode_left_context)
+        args.output.write_text(with_study_section(args.output.read_text(), section))
+        return
     wers = collect_wers([Path(d) for d, _ in MODELS])
     # Every experiment folder with decode results: <recipe>/<exp>/[streaming/]<method>/.
     exp_dirs = ({p.parents[1] for p in Path(".").glob("*/exp*/*/wer-summary-*.txt")}
