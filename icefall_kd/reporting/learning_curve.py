@@ -61,11 +61,12 @@ def total_updates(exp_dir: Path, epoch: int, recipe_dir: Path = Path("."),
     return summary["updates"] + total_updates(parent, int(init_epoch), recipe_dir, seen)
 
 
-def read_curve(exp_dir: Path, test_set: str, chunk_size: Optional[int],
-               left_context: Optional[int], recipe_dir: Path = Path(".")) -> List[CurvePoint]:
-    """The curve of ``exp_dir`` from its greedy wer-summary files (one symbol per frame,
-    --avg 1, averaged model) at that chunk (None: full context), by epoch."""
-    points = []
+def epoch_wers(exp_dir: Path, test_set: str, chunk_size: Optional[int],
+               left_context: Optional[int]) -> Dict[int, float]:
+    """WER by epoch from ``exp_dir``'s greedy wer-summary files (one symbol per frame,
+    --avg 1, averaged model) at that chunk (None: full context), for the epochs whose
+    checkpoint is there."""
+    wers = {}
     res_dir = Path(exp_dir) / "greedy_search"
     for path in sorted(res_dir.glob(f"wer-summary-{test_set}-epoch-*.txt")):
         suffix = path.name[len(f"wer-summary-{test_set}-"):-len(".txt")]
@@ -76,12 +77,16 @@ def read_curve(exp_dir: Path, test_set: str, chunk_size: Optional[int],
         if (key.avg != 1 or not key.use_averaged_model or key.max_sym_per_frame != 1
                 or (key.chunk_size, key.left_context) != (chunk_size, left_context)):
             continue
-        checkpoint = Path(exp_dir) / f"epoch-{key.epoch}.pt"
-        if not checkpoint.is_file():
-            continue
-        wer = float(path.read_text().splitlines()[1].split("\t")[1])
-        points.append(CurvePoint(key.epoch, total_updates(Path(exp_dir), key.epoch, recipe_dir), wer))
-    return sorted(points, key=lambda p: p.epoch)
+        if (Path(exp_dir) / f"epoch-{key.epoch}.pt").is_file():
+            wers[key.epoch] = float(path.read_text().splitlines()[1].split("\t")[1])
+    return dict(sorted(wers.items()))
+
+
+def read_curve(exp_dir: Path, test_set: str, chunk_size: Optional[int],
+               left_context: Optional[int], recipe_dir: Path = Path(".")) -> List[CurvePoint]:
+    """The curve of ``exp_dir`` (epoch_wers) with each epoch's total updates, by epoch."""
+    return [CurvePoint(epoch, total_updates(Path(exp_dir), epoch, recipe_dir), wer)
+            for epoch, wer in epoch_wers(exp_dir, test_set, chunk_size, left_context).items()]
 
 
 def relative_gain(previous_best: float, wer: float) -> float:

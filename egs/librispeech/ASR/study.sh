@@ -14,6 +14,7 @@
 #   ./study.sh                          # the whole study on the embedded corpus (hours)
 #   ./study.sh --profile tiny           # every stage on the tiny corpus (a smoke test)
 #   ./study.sh --stage 3 --stop-stage 3 # one stage
+#   ./local/study_progress.py           # where it stands (any time beside it; in the venv)
 #
 # Options (defaults in brackets):
 #   --profile tiny|default     [default] corpus and model/training settings (run.sh's)
