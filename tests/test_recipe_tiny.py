@@ -266,3 +266,25 @@ def test_study_tiny_resumes_after_a_kill_and_reports_its_wall_time(prepared_tiny
         assert state["args"]["init_state"] == "training", exp
         assert state["stage_start_batch"] == checkpoint(*start)["batch_idx_train"] > 0, exp
         assert state["epoch_offset"] == start[1], exp
+    # Stage 7 without run.sh's outputs (no exp-commands/) replaces only the study section:
+    # every line outside it stays as the first write left it (a full write when run.sh's
+    # outputs were here, so the section also sits where a full write puts it).
+    def outside(text: str):
+        head, rest = text.split("\n## The distillation study", 1)
+        return head, rest.split("\n## ", 1)[1] if "\n## " in rest else ""
+
+    results = prepared_tiny / "RESULTS.md"
+    first = results.read_text()
+    commands, aside = prepared_tiny / "exp-commands", prepared_tiny / "exp-commands.aside"
+    had_run_sh = commands.is_dir()
+    if had_run_sh:
+        commands.rename(aside)
+    try:
+        again = subprocess.run(study[:-1] + ["7"], cwd=prepared_tiny, env=env,
+                               capture_output=True, text=True, timeout=300)
+    finally:
+        if had_run_sh:
+            aside.rename(commands)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    second = results.read_text()
+    assert "**From-scratch design.**" in second and outside(second) == outside(first)
