@@ -24,6 +24,9 @@ from icefall_kd.training.trainer import DEFAULT_BASE_LR
 
 TEST_SETS = ("test-clean", "test-other")
 TEACHERS = (("teacher", "run.sh's teacher preset"), ("strong", "the stronger teacher"))
+STUDY_HEADING = "## The distillation study (`study.sh`)"
+# The sections write_results.py puts after the study's, in its order.
+_SECTIONS_AFTER_STUDY = ("## sherpa-onnx", "## Run time", "## Commands")
 
 
 def summary(exp_dir: Path, name: str = "convergence.json") -> Optional[dict]:
@@ -268,7 +271,7 @@ def study_section(study_dir: Path, chunk: int, left: int) -> List[str]:
     baselines = [Decoded(study_dir / f"baseline-seed{s}", base_epochs, chunk, left) for s in seed_list]
     if baselines[0].wer("test-clean") is None:
         return []
-    lines = ["", "## The distillation study (`study.sh`)", "",
+    lines = ["", STUDY_HEADING, "",
              "Every choice below was made on dev-clean, never on a test set: the distillation "
              "weights and entropy floor by a search (below), and every training's length by "
              "one rule: it runs one epoch at a time and stops once an epoch improves the best "
@@ -405,11 +408,6 @@ def study_section(study_dir: Path, chunk: int, left: int) -> List[str]:
                   "`local/train_until_converged.py`, which logs each epoch's training and "
                   "dev-clean decode):", "", "```bash"] + commands + ["```"]
     return lines
-
-
-STUDY_HEADING = "## The distillation study (`study.sh`)"
-# The sections write_results.py puts after the study's, in its order.
-_SECTIONS_AFTER_STUDY = ("## sherpa-onnx", "## Run time", "## Commands")
 
 
 def with_study_section(markdown: str, section: Sequence[str]) -> str:
