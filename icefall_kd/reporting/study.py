@@ -417,10 +417,10 @@ def with_study_section(markdown: str, section: Sequence[str]) -> str:
     ends_with_newline = markdown.endswith("\n")
     lines = (markdown[:-1] if ends_with_newline else markdown).split("\n")
     if STUDY_HEADING in lines:
-        start = lines.index(STUDY_HEADING)
+        heading = start = lines.index(STUDY_HEADING)
         if start > 0 and lines[start - 1] == "":
             start -= 1  # study_section starts with a blank line
-        end = next((i for i in range(lines.index(STUDY_HEADING) + 1, len(lines))
+        end = next((i for i in range(heading + 1, len(lines))
                     if lines[i].startswith("## ")), len(lines))
         if end < len(lines):
             end -= 1  # the blank line before the next heading stays with it

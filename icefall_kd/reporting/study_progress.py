@@ -5,12 +5,12 @@ can be run at any time beside the study (``local/study_progress.py``)."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import List, Optional
 
 from icefall_kd.reporting.learning_curve import epoch_wers
 from icefall_kd.reporting.study import summary
+from icefall_kd.training.checkpoint import batch_checkpoints
 
 # study.sh's order: teachers, baselines, stage 3's search, then the two designs.
 _ORDER = ("teacher", "baseline-", "select/ft1-", "select/ft2-", "ft1-", "ft2-", "control-",
@@ -23,9 +23,8 @@ def _order_key(name: str):
 
 
 def _newest_update(exp_dir: Path) -> Optional[int]:
-    updates = [int(m.group(1)) for p in exp_dir.glob("checkpoint-*.pt")
-               if (m := re.fullmatch(r"checkpoint-(\d+)\.pt", p.name))]
-    return max(updates) if updates else None
+    newest = batch_checkpoints(exp_dir)[:1]  # checkpoint-<batch>.pt, newest first
+    return int(newest[0].stem.split("-")[1]) if newest else None
 
 
 def _state(exp_dir: Path) -> str:
@@ -63,6 +62,6 @@ def progress_lines(study_dir: Path, chunk: int, left: int) -> List[str]:
         best = min(wers, key=lambda e: (wers[e], e)) if wers else None
         update = _newest_update(folder)
         lines.append(f"| {name} | {' '.join(f'{w:.2f}' for w in wers.values()) or '-'} | "
-                     f"{f'{wers[best]:.2f} ({best})' if best else '-'} | "
+                     f"{f'{wers[best]:.2f} ({best})' if best is not None else '-'} | "
                      f"{update if update is not None else '-'} | {_state(folder)} |")
     return lines
